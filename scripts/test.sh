@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages, npm packages) and runs them
+# all: format and lint checks, Rust unit and integration tests, and the
+# browser tests in headless Chromium. Safe to run again; installs are skipped
+# when already present. Everything listens on 127.0.0.1 only.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+apt_install() { # package...
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    ((${#missing[@]})) || return 0
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [[ $(id -u) == 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+apt_install chromium
+if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules/playwright-core ]]; then
+    log "installing npm packages for the browser tests"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+log "layout: the hub and the dialects do no I/O"
+if grep -rnE '^\s*use (axum|tokio|socketioxide|redis|fred|hyper)' src/hub src/dialect; then
+    echo "src/hub and src/dialect must not use I/O crates (see the layout in src/lib.rs)" >&2
+    exit 1
+fi
+
+log "cargo fmt --check"
+cargo fmt --check
+log "cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+log "cargo test"
+cargo test --quiet
+
+if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
+    log "browser tests (headless Chromium)"
+    cargo build --quiet --bin switchboard
+    mkdir -p artifacts
+    SWITCHBOARD_BIN=$PWD/target/debug/switchboard node --test tests/browser/
+fi

@@ -1,0 +1,260 @@
+//! Configuration: command-line flags (each also a `SWITCHBOARD_*` variable),
+//! an optional TOML file, and defaults, validated once into a [`Config`].
+//!
+//! Precedence: flag or environment variable, then the file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::dialect::DialectKind;
+use crate::transport::ws::ConnLimits;
+
+/// Command line of the `switchboard` binary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "WebRTC signaling server with a built-in call app.\n\nWith no arguments it serves the call app and the native protocol on http://127.0.0.1:8080: open it in two tabs and call."
+)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+    /// Server settings.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run the server (the default).
+    Serve,
+}
+
+/// Flags of the server; each one can also be set by its environment variable.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ServeArgs {
+    /// TOML configuration file (see examples/); flags override it.
+    #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Wire protocol of that listener [default: native].
+    #[arg(long, env = "SWITCHBOARD_DIALECT", value_name = "NAME")]
+    pub dialect: Option<DialectKind>,
+    /// Serve this directory's files at / (an app's own client files).
+    #[arg(long = "static", env = "SWITCHBOARD_STATIC", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+    /// STUN/TURN server URL handed to clients; repeat for several.
+    #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',', value_name = "URL")]
+    pub ice_servers: Vec<String>,
+    /// Username for the TURN servers given with --ice-server.
+    #[arg(long, env = "SWITCHBOARD_ICE_USERNAME")]
+    pub ice_username: Option<String>,
+    /// Credential for the TURN servers given with --ice-server.
+    #[arg(long, env = "SWITCHBOARD_ICE_CREDENTIAL", hide_env_values = true)]
+    pub ice_credential: Option<String>,
+    /// Largest message accepted, in bytes [default: 65536].
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAME", value_name = "BYTES")]
+    pub max_frame: Option<usize>,
+    /// Messages per second one connection may send; 0 = unlimited [default: 2000].
+    #[arg(long, env = "SWITCHBOARD_RATE")]
+    pub rate: Option<u32>,
+    /// Burst allowed above --rate [default: 4000].
+    #[arg(long, env = "SWITCHBOARD_BURST")]
+    pub burst: Option<u32>,
+    /// Most simultaneous connections per process [default: 100000].
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a dropped peer may resume with its token [default: 30].
+    #[arg(long, env = "SWITCHBOARD_GRACE", value_name = "SECS")]
+    pub grace: Option<u64>,
+    /// Seconds a call rings before it times out [default: 30].
+    #[arg(long, env = "SWITCHBOARD_RING_TIMEOUT", value_name = "SECS")]
+    pub ring_timeout: Option<u64>,
+    /// Most members of a room (mesh call) [default: 4].
+    #[arg(long, env = "SWITCHBOARD_ROOM_MAX")]
+    pub room_max: Option<usize>,
+    /// Seconds to wait for connections to close on shutdown [default: 5].
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_DEADLINE", value_name = "SECS")]
+    pub shutdown_deadline: Option<u64>,
+}
+
+/// The TOML file. Every key is optional; unknown keys are an error.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listeners; if absent, one from the flags.
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    /// `RTCIceServer` objects handed to clients.
+    #[serde(default)]
+    pub ice_servers: Vec<Value>,
+    max_frame: Option<usize>,
+    rate: Option<u32>,
+    burst: Option<u32>,
+    max_connections: Option<usize>,
+    grace: Option<u64>,
+    ring_timeout: Option<u64>,
+    room_max: Option<usize>,
+    shutdown_deadline: Option<u64>,
+}
+
+/// One listening socket and the dialect it speaks.
+#[derive(Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Wire protocol.
+    pub dialect: DialectKind,
+    /// Address and port.
+    pub listen: SocketAddr,
+    /// Directory of static files to serve at `/`.
+    #[serde(default, rename = "static")]
+    pub static_dir: Option<PathBuf>,
+}
+
+/// Validated settings of the whole process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listeners, at least one.
+    pub listeners: Vec<ListenerConfig>,
+    /// `RTCIceServer` objects handed to clients.
+    pub ice_servers: Vec<Value>,
+    /// Per-connection limits.
+    pub conn: ConnLimits,
+    /// Most simultaneous connections.
+    pub max_connections: usize,
+    /// Resume grace.
+    pub grace: Duration,
+    /// Ring timeout.
+    pub ring_timeout: Duration,
+    /// Most members of a room.
+    pub room_max: usize,
+    /// Events one connection may have unread before it is dropped.
+    pub outbox: usize,
+    /// How long shutdown waits for connections to close.
+    pub shutdown_deadline: Duration,
+}
+
+/// Outbox size: far above one call's burst of ICE candidates and presence
+/// updates, small enough that a stuck client costs little memory.
+pub const OUTBOX_CAP: usize = 256;
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listeners: vec![ListenerConfig {
+                dialect: DialectKind::Native,
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                static_dir: None,
+            }],
+            ice_servers: Vec::new(),
+            conn: ConnLimits::default(),
+            max_connections: 100_000,
+            grace: Duration::from_secs(30),
+            ring_timeout: Duration::from_secs(30),
+            room_max: 4,
+            outbox: OUTBOX_CAP,
+            shutdown_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// A config for tests and embedding: one listener of `dialect` on `listen`.
+    pub fn single(dialect: DialectKind, listen: SocketAddr) -> Config {
+        Config { listeners: vec![ListenerConfig { dialect, listen, static_dir: None }], ..Config::default() }
+    }
+
+    /// Builds the config from flags (and env), reading `--config` if given.
+    pub fn from_args(args: &ServeArgs) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let listeners = if !file.listeners.is_empty() && args.listen.is_none() && args.dialect.is_none() {
+            file.listeners.clone()
+        } else {
+            vec![ListenerConfig {
+                dialect: args.dialect.unwrap_or(DialectKind::Native),
+                listen: args.listen.unwrap_or(d.listeners[0].listen),
+                static_dir: args.static_dir.clone(),
+            }]
+        };
+        let ice_servers = if args.ice_servers.is_empty() {
+            file.ice_servers.clone()
+        } else {
+            let mut server = json!({ "urls": args.ice_servers });
+            if let Some(u) = &args.ice_username {
+                server["username"] = json!(u);
+            }
+            if let Some(c) = &args.ice_credential {
+                server["credential"] = json!(c);
+            }
+            vec![server]
+        };
+        let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
+            flag.or(file).map(Duration::from_secs).unwrap_or(default)
+        };
+        let config = Config {
+            listeners,
+            ice_servers,
+            conn: ConnLimits {
+                max_frame: args.max_frame.or(file.max_frame).unwrap_or(d.conn.max_frame),
+                rate: args.rate.or(file.rate).unwrap_or(d.conn.rate),
+                burst: args.burst.or(file.burst).unwrap_or(d.conn.burst),
+                ..d.conn.clone()
+            },
+            max_connections: args.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            grace: secs(args.grace, file.grace, d.grace),
+            ring_timeout: secs(args.ring_timeout, file.ring_timeout, d.ring_timeout),
+            room_max: args.room_max.or(file.room_max).unwrap_or(d.room_max),
+            outbox: d.outbox,
+            shutdown_deadline: secs(args.shutdown_deadline, file.shutdown_deadline, d.shutdown_deadline),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.listeners.is_empty() {
+            bail!("no listener configured: give --listen or a [[listener]] table in the config file");
+        }
+        if self.conn.max_frame < 1024 {
+            bail!("--max-frame must be at least 1024 bytes (got {})", self.conn.max_frame);
+        }
+        if self.conn.rate > 0 && self.conn.burst == 0 {
+            bail!("--burst must be at least 1 when --rate is set");
+        }
+        if self.room_max < 2 {
+            bail!("--room-max must be at least 2");
+        }
+        for l in &self.listeners {
+            if let Some(dir) = &l.static_dir
+                && !dir.is_dir()
+            {
+                bail!("--static {}: not a directory; give the folder holding the app's index.html", dir.display());
+            }
+        }
+        for s in &self.ice_servers {
+            if s.get("urls").is_none() {
+                bail!("each ice_servers entry needs 'urls' (got {s})");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {} is not valid", path.display()))
+}

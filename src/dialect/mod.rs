@@ -1,0 +1,98 @@
+//! Dialects: translators between one wire protocol and the hub.
+//!
+//! A dialect is a per-connection state machine ([`Protocol`]) that turns text
+//! frames into hub commands and hub events into text frames. It never touches
+//! a socket: the transport feeds it frames and sends what it leaves in
+//! [`Ctx::out`]. Routing belongs to the hub; dialects only translate.
+
+pub mod native;
+
+use crate::handle::HubHandle;
+use crate::hub::{Command, Event, HubError, PeerId, Reply, SpaceId};
+
+/// A close the dialect asks for: WebSocket close code and reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Close {
+    /// RFC 6455 close code.
+    pub code: u16,
+    /// Human-readable reason (at most 123 bytes on the wire).
+    pub reason: String,
+}
+
+/// What a dialect may use while handling one input.
+pub struct Ctx<'a> {
+    /// The shared hub.
+    pub hub: &'a HubHandle,
+    /// The peer this connection speaks for.
+    pub peer: PeerId,
+    /// Its space.
+    pub space: SpaceId,
+    /// Frames to send on this connection, in order.
+    pub out: &'a mut Vec<String>,
+    /// Set to close the connection after `out` is sent.
+    pub close: Option<Close>,
+    /// Set with `close` when the peer said goodbye (no resume).
+    pub goodbye: bool,
+}
+
+impl Ctx<'_> {
+    /// Sends a command to the hub as this peer.
+    pub fn dispatch(&self, cmd: Command) -> Result<Reply, HubError> {
+        self.hub.dispatch(self.peer, cmd)
+    }
+
+    /// Queues a frame for this connection.
+    pub fn send(&mut self, frame: String) {
+        self.out.push(frame);
+    }
+
+    /// Asks the transport to close after sending what is queued.
+    pub fn close(&mut self, code: u16, reason: impl Into<String>) {
+        self.close = Some(Close { code, reason: reason.into() });
+    }
+}
+
+/// One connection's protocol state machine.
+pub trait Protocol: Send + 'static {
+    /// The connection is attached to the hub (greetings go here).
+    fn opened(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// A text frame arrived.
+    fn received(&mut self, text: &str, ctx: &mut Ctx<'_>);
+
+    /// The hub has an event for this peer.
+    fn deliver(&mut self, event: Event, ctx: &mut Ctx<'_>);
+
+    /// The connection is ending (before the hub is told).
+    fn closing(&mut self, _ctx: &mut Ctx<'_>) {}
+
+    /// A frame telling the client the server is going down and to reconnect.
+    fn shutdown_notice(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Writes `s` as a JSON string literal (quotes included) onto `out`.
+pub fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's escaping; writing to a String cannot fail.
+    if let Ok(quoted) = serde_json::to_string(s) {
+        out.push_str(&quoted);
+    }
+}
+
+/// The wire protocols a listener can speak.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DialectKind {
+    /// switchboard's own protocol and call app (`/ws`, `/`).
+    Native,
+}
+
+impl DialectKind {
+    /// Name used in logs, flags and config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialectKind::Native => "native",
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! `HubHandle`: the shared, locked [`Hub`] plus each connection's outbox.
+//!
+//! The only place where hub outputs meet channels. Every public method locks
+//! once, applies the hub, pushes the resulting deliveries with `try_send`
+//! (never awaiting under the lock) and returns. A full outbox means a slow
+//! consumer: it is kicked, and what it did not read waits for its resume.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{Command, Delivery, Event, Hub, HubError, Limits, Name, PeerId, PeerOpts, Reply, SpaceId};
+use crate::metrics::Metrics;
+
+/// Why the server ended a connection on its own.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum KickReason {
+    /// The peer read too slowly and its outbox filled up.
+    SlowConsumer,
+    /// Another connection resumed this peer.
+    Replaced,
+}
+
+/// A cancellable "please close" signal with a reason.
+#[derive(Clone, Debug, Default)]
+pub struct Kick {
+    token: CancellationToken,
+    reason: Arc<OnceLock<KickReason>>,
+}
+
+impl Kick {
+    fn fire(&self, reason: KickReason) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    /// Resolves once the connection must close.
+    pub async fn fired(&self) -> KickReason {
+        self.token.cancelled().await;
+        self.reason.get().copied().unwrap_or(KickReason::SlowConsumer)
+    }
+}
+
+/// What a connection holds once attached to the hub.
+#[derive(Debug)]
+pub struct Attachment {
+    /// The peer this connection speaks for.
+    pub peer: PeerId,
+    /// The peer's space.
+    pub space: SpaceId,
+    /// Serial of this connection (a resumed peer gets a new one).
+    pub conn: u64,
+    /// Events for the peer, in order.
+    pub rx: mpsc::Receiver<Event>,
+    /// Fires when the server drops this connection.
+    pub kick: Kick,
+    /// Token to resume with, if the peer is resumable.
+    pub token: Option<Name>,
+    /// Whether this is a resumed peer.
+    pub resumed: bool,
+}
+
+#[derive(Debug)]
+struct Outbox {
+    tx: mpsc::Sender<Event>,
+    kick: Kick,
+    conn: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    hub: Hub,
+    outboxes: HashMap<PeerId, Outbox>,
+    next_conn: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    /// Std mutex: nothing awaits while holding it.
+    state: Mutex<State>,
+    metrics: Metrics,
+    /// Events one connection may have unread before it counts as slow.
+    outbox_cap: usize,
+}
+
+/// Cheap-to-clone handle on the hub, shared by every connection.
+#[derive(Clone, Debug)]
+pub struct HubHandle {
+    shared: Arc<Shared>,
+}
+
+impl HubHandle {
+    /// A handle on a fresh hub.
+    pub fn new(limits: Limits, outbox_cap: usize) -> HubHandle {
+        let state = State { hub: Hub::new(limits), outboxes: HashMap::new(), next_conn: 0 };
+        HubHandle { shared: Arc::new(Shared { state: Mutex::new(state), metrics: Metrics::default(), outbox_cap }) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while locked cannot leave the maps half-updated in a way
+        // that matters more than stopping the whole server would.
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counters and gauges.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Connects a new peer; `resumable` peers get a token and `opts.grace`.
+    pub fn attach(&self, space: SpaceId, opts: PeerOpts, resumable: bool) -> Attachment {
+        let token: Option<Name> = resumable.then(|| new_token().into());
+        let mut st = self.lock();
+        let peer = st.hub.connect(space, opts, token.clone());
+        let (att, outbox) = self.new_outbox(&mut st, peer, space, token, false);
+        st.outboxes.insert(peer, outbox);
+        self.shared.metrics.peer_connected();
+        att
+    }
+
+    fn new_outbox(
+        &self,
+        st: &mut State,
+        peer: PeerId,
+        space: SpaceId,
+        token: Option<Name>,
+        resumed: bool,
+    ) -> (Attachment, Outbox) {
+        st.next_conn += 1;
+        let (tx, rx) = mpsc::channel(self.shared.outbox_cap);
+        let kick = Kick::default();
+        let conn = st.next_conn;
+        (Attachment { peer, space, conn, rx, kick: kick.clone(), token, resumed }, Outbox { tx, kick, conn })
+    }
+
+    /// Resumes an away (or still connected) peer by token. The new connection
+    /// first receives, in order, everything that waited for the peer.
+    pub fn resume(&self, token: &str) -> Result<Attachment, HubError> {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        let (peer, waiting) = st.hub.resume(token, &mut out)?;
+        let space = st.hub.space_of(peer).unwrap_or(SpaceId(0));
+        let (att, outbox) = self.new_outbox(&mut st, peer, space, Some(Name::from(token)), true);
+        for event in waiting {
+            // Fits: the away queue is never longer than the outbox.
+            if outbox.tx.try_send(event).is_err() {
+                self.shared.metrics.queue_drop();
+            }
+        }
+        if let Some(old) = st.outboxes.insert(peer, outbox) {
+            old.kick.fire(KickReason::Replaced);
+        }
+        self.shared.metrics.resumed();
+        self.flush(&mut st, out);
+        Ok(att)
+    }
+
+    /// Applies a command from `from` and sends what results.
+    pub fn dispatch(&self, from: PeerId, cmd: Command) -> Result<Reply, HubError> {
+        let relay = matches!(cmd, Command::Signal { .. } | Command::Broadcast { .. });
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        let reply = st.hub.handle(from, cmd, Instant::now(), &mut out);
+        if relay {
+            self.shared.metrics.relayed(out.len());
+        }
+        self.flush(&mut st, out);
+        drop(st);
+        if let Err(e) = &reply {
+            self.shared.metrics.error(e.code());
+        }
+        reply
+    }
+
+    /// Reads hub state.
+    pub fn read<R>(&self, f: impl FnOnce(&Hub) -> R) -> R {
+        f(&self.lock().hub)
+    }
+
+    /// A connection ended. `clean`: the peer said goodbye (no resume).
+    /// `unsent`: events drained from its outbox that were never written.
+    pub fn detach(&self, peer: PeerId, conn: u64, clean: bool, unsent: Vec<Event>) {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        match st.outboxes.get(&peer).map(|o| o.conn) {
+            Some(c) if c == conn => {
+                st.outboxes.remove(&peer);
+                st.hub.disconnect(peer, clean, unsent, Instant::now(), &mut out);
+            }
+            Some(_) => {
+                // Taken over by a newer connection: hand the leftovers on.
+                out.extend(unsent.into_iter().map(|event| Delivery { to: peer, event }));
+            }
+            None => st.hub.disconnect(peer, clean, unsent, Instant::now(), &mut out),
+        }
+        self.shared.metrics.peer_disconnected();
+        self.flush(&mut st, out);
+    }
+
+    /// Advances hub time (ring timeouts, resume grace, held-signal expiry).
+    pub fn tick(&self) {
+        let mut st = self.lock();
+        let mut out = Vec::new();
+        st.hub.tick(Instant::now(), &mut out);
+        self.flush(&mut st, out);
+    }
+
+    /// Ticks every `every` until cancelled.
+    pub fn spawn_ticker(&self, every: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => hub.tick(),
+                    _ = stop.cancelled() => return,
+                }
+            }
+        })
+    }
+
+    /// Pushes deliveries into outboxes; a full or closed outbox makes its
+    /// peer away (kicking a slow one), which may produce further deliveries.
+    fn flush(&self, st: &mut State, out: Vec<Delivery>) {
+        let mut out = std::collections::VecDeque::from(out);
+        while let Some(Delivery { to, event }) = out.pop_front() {
+            let Some(outbox) = st.outboxes.get(&to) else { continue };
+            let event = match outbox.tx.try_send(event) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(e)) => {
+                    tracing::warn!(peer = %to, "outbox full: dropping slow consumer");
+                    self.shared.metrics.queue_drop();
+                    outbox.kick.fire(KickReason::SlowConsumer);
+                    e
+                }
+                Err(mpsc::error::TrySendError::Closed(e)) => e,
+            };
+            st.outboxes.remove(&to);
+            let mut more = Vec::new();
+            st.hub.disconnect(to, false, vec![event], Instant::now(), &mut more);
+            out.extend(more);
+        }
+    }
+}
+
+/// 128 random bits, hex: unguessable, URL- and JSON-safe.
+fn new_token() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,441 @@
+//! The hub: peers, names, rooms, calls, queues. A pure, synchronous state
+//! machine that knows no wire format and does no I/O.
+//!
+//! Every input is a method call with the current time; every output is a list
+//! of [`Delivery`]s for the I/O side to send. A peer that dropped without a
+//! goodbye is *away*: messages for it wait in a bounded queue until it resumes
+//! or its grace period ends, when each waiting signal's sender is told.
+
+mod calls;
+mod rooms;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+pub use types::*;
+
+/// Bounds that keep the hub's memory finite whatever clients do.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Events kept for one away peer; beyond it senders get `QueueFull`.
+    pub away_queue: usize,
+    /// Signals held for one unclaimed name.
+    pub hold_per_name: usize,
+    /// Signals held for all unclaimed names together.
+    pub hold_total: usize,
+    /// How long a call may ring before it ends with `Timeout`.
+    pub ring_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { away_queue: 256, hold_per_name: 64, hold_total: 100_000, ring_timeout: Duration::from_secs(30) }
+    }
+}
+
+/// One connected (or away) peer.
+#[derive(Debug)]
+struct Peer {
+    space: SpaceId,
+    /// Names held, in claim order; the first is the display name.
+    names: Vec<Name>,
+    /// Rooms joined, in join order.
+    rooms: Vec<Name>,
+    /// Profile shown in presence (last `Join` info).
+    info: Option<Payload>,
+    call: Option<CallId>,
+    token: Option<Name>,
+    opts: PeerOpts,
+    /// Set while the peer is disconnected but may resume.
+    away: Option<Away>,
+}
+
+#[derive(Debug)]
+struct Away {
+    since: Instant,
+    queue: VecDeque<Event>,
+}
+
+/// A signal waiting for someone to claim its target name.
+#[derive(Debug)]
+struct Held {
+    from: PeerId,
+    deadline: Instant,
+    event: Event,
+    mark: Option<Payload>,
+}
+
+/// The routing state of one server process.
+#[derive(Debug, Default)]
+pub struct Hub {
+    limits: Limits,
+    next_peer: u64,
+    next_call: u64,
+    peers: HashMap<PeerId, Peer>,
+    /// Holders of each name, earliest first (exclusive names have one).
+    names: HashMap<(SpaceId, Name), Vec<PeerId>>,
+    rooms: HashMap<(SpaceId, Name), Vec<PeerId>>,
+    calls: HashMap<CallId, calls::Call>,
+    tokens: HashMap<Name, PeerId>,
+    held: HashMap<(SpaceId, Name), VecDeque<Held>>,
+    held_total: usize,
+}
+
+/// Numbers for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Peers, connected or away.
+    pub peers: usize,
+    /// Peers away, waiting to resume.
+    pub away: usize,
+    /// Non-empty rooms.
+    pub rooms: usize,
+    /// Calls ringing or active.
+    pub calls: usize,
+    /// Signals held for unclaimed names.
+    pub held: usize,
+}
+
+impl Hub {
+    /// A hub with the given bounds.
+    pub fn new(limits: Limits) -> Hub {
+        Hub { limits, ..Hub::default() }
+    }
+
+    /// Registers a new peer. `token`, if given, lets it [`resume`](Self::resume) later.
+    pub fn connect(&mut self, space: SpaceId, opts: PeerOpts, token: Option<Name>) -> PeerId {
+        self.next_peer += 1;
+        let id = PeerId(self.next_peer);
+        if let Some(t) = &token {
+            self.tokens.insert(t.clone(), id);
+        }
+        let peer =
+            Peer { space, names: Vec::new(), rooms: Vec::new(), info: None, call: None, token, opts, away: None };
+        self.peers.insert(id, peer);
+        id
+    }
+
+    /// Whether the peer exists (connected or away).
+    pub fn contains(&self, id: PeerId) -> bool {
+        self.peers.contains_key(&id)
+    }
+
+    /// The peer's id, display name and profile.
+    pub fn info(&self, id: PeerId) -> PeerInfo {
+        let peer = self.peers.get(&id);
+        PeerInfo { id, name: peer.and_then(|p| p.names.first().cloned()), info: peer.and_then(|p| p.info.clone()) }
+    }
+
+    /// The first holder of a name in a space.
+    pub fn lookup(&self, space: SpaceId, name: &str) -> Option<PeerId> {
+        self.names.get(&(space, Name::from(name))).and_then(|v| v.first().copied())
+    }
+
+    /// Every peer in a space that holds a name, in id order.
+    pub fn named(&self, space: SpaceId) -> Vec<PeerInfo> {
+        let mut ids: Vec<PeerId> =
+            self.peers.iter().filter(|(_, p)| p.space == space && !p.names.is_empty()).map(|(id, _)| *id).collect();
+        ids.sort();
+        ids.into_iter().map(|id| self.info(id)).collect()
+    }
+
+    /// Members of a room, in join order.
+    pub fn members(&self, space: SpaceId, room: &str) -> Vec<PeerInfo> {
+        self.rooms
+            .get(&(space, Name::from(room)))
+            .map(|m| m.iter().map(|id| self.info(*id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The call the peer is in, if any.
+    pub fn call_of(&self, id: PeerId) -> Option<CallId> {
+        self.peers.get(&id).and_then(|p| p.call)
+    }
+
+    /// Sizes, for metrics.
+    pub fn census(&self) -> Census {
+        Census {
+            peers: self.peers.len(),
+            away: self.peers.values().filter(|p| p.away.is_some()).count(),
+            rooms: self.rooms.len(),
+            calls: self.calls.len(),
+            held: self.held_total,
+        }
+    }
+
+    /// Applies one command from a connected peer.
+    pub fn handle(
+        &mut self,
+        from: PeerId,
+        cmd: Command,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Reply, HubError> {
+        let Some(space) = self.peers.get(&from).map(|p| p.space) else {
+            return Err(HubError::UnknownPeer(Target::Id(from)));
+        };
+        match cmd {
+            Command::Claim { name, exclusive } => self.claim(from, space, name, exclusive, out),
+            Command::Release { name } => {
+                self.release(from, space, &name);
+                Ok(Reply::Done)
+            }
+            Command::Join { room, info, max } => self.join(from, space, room, info, max, out),
+            Command::Leave { room } => self.leave(from, space, &room, out),
+            Command::Signal { to, kind, payload, missing, mark } => {
+                let event = Event::Signal { from: self.info(from), kind, payload, room: None, mark: mark.clone() };
+                self.signal(from, space, to, event, missing, mark, now, out)
+            }
+            Command::Broadcast { room, kind, payload } => self.broadcast(from, space, room, kind, payload, out),
+            Command::Ring { to, meta } => self.ring(from, space, to, meta, now, out),
+            Command::Accept { call } => self.accept(from, call, out),
+            Command::Reject { call, reason } => self.reject(from, call, reason, out),
+            Command::Cancel { call } => self.cancel(from, call, out),
+            Command::Hangup { call } => self.hangup(from, call, out),
+        }
+    }
+
+    fn resolve(&self, space: SpaceId, to: &Target) -> Option<PeerId> {
+        match to {
+            Target::Id(id) => self.peers.get(id).filter(|p| p.space == space).map(|_| *id),
+            Target::Name(name) => self.lookup(space, name),
+        }
+    }
+
+    fn claim(
+        &mut self,
+        from: PeerId,
+        space: SpaceId,
+        name: Name,
+        exclusive: bool,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Reply, HubError> {
+        let holders = self.names.entry((space, name.clone())).or_default();
+        if holders.contains(&from) {
+            return Ok(Reply::Done);
+        }
+        if exclusive && !holders.is_empty() {
+            return Err(HubError::NameTaken(name));
+        }
+        holders.push(from);
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.names.push(name.clone());
+        }
+        // Signals held for this name are now deliverable, in the order sent.
+        if let Some(held) = self.held.remove(&(space, name)) {
+            self.held_total -= held.len();
+            for h in held {
+                self.deliver(from, h.event, out);
+            }
+        }
+        Ok(Reply::Done)
+    }
+
+    fn release(&mut self, from: PeerId, space: SpaceId, name: &Name) {
+        let key = (space, name.clone());
+        if let Some(holders) = self.names.get_mut(&key) {
+            holders.retain(|id| *id != from);
+            if holders.is_empty() {
+                self.names.remove(&key);
+            }
+        }
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.names.retain(|n| n != name);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn signal(
+        &mut self,
+        from: PeerId,
+        space: SpaceId,
+        to: Target,
+        event: Event,
+        missing: Missing,
+        mark: Option<Payload>,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Reply, HubError> {
+        if let Some(target) = self.resolve(space, &to) {
+            return match self.deliver(target, event, out) {
+                Delivered::Now => Ok(Reply::Sent),
+                Delivered::Queued => Ok(Reply::Queued),
+                Delivered::Full => Err(HubError::QueueFull(to)),
+            };
+        }
+        match (missing, &to) {
+            (Missing::Drop, _) => Ok(Reply::Dropped),
+            (Missing::Hold(ttl), Target::Name(name)) => {
+                let key = (space, name.clone());
+                let queue = self.held.entry(key).or_default();
+                if queue.len() >= self.limits.hold_per_name || self.held_total >= self.limits.hold_total {
+                    return Err(HubError::QueueFull(to));
+                }
+                queue.push_back(Held { from, deadline: now + ttl, event, mark });
+                self.held_total += 1;
+                Ok(Reply::Queued)
+            }
+            _ => Err(HubError::UnknownPeer(to)),
+        }
+    }
+
+    /// Sends now, or queues for an away peer.
+    fn deliver(&mut self, to: PeerId, event: Event, out: &mut Vec<Delivery>) -> Delivered {
+        let cap = self.limits.away_queue;
+        match self.peers.get_mut(&to).map(|p| &mut p.away) {
+            Some(Some(away)) => {
+                if away.queue.len() >= cap {
+                    return Delivered::Full;
+                }
+                away.queue.push_back(event);
+                Delivered::Queued
+            }
+            Some(None) => {
+                out.push(Delivery { to, event });
+                Delivered::Now
+            }
+            None => Delivered::Full,
+        }
+    }
+
+    /// The connection of a peer ended. `clean`: it said goodbye, so it is
+    /// removed now; otherwise it is kept for its grace period. `unsent` are
+    /// events that were on their way to it and not written out.
+    pub fn disconnect(&mut self, id: PeerId, clean: bool, unsent: Vec<Event>, now: Instant, out: &mut Vec<Delivery>) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if clean || peer.opts.grace.is_zero() {
+            self.remove(id, unsent, out);
+            return;
+        }
+        match &mut peer.away {
+            Some(away) => {
+                // Already away (a replaced connection ended): keep order.
+                for (i, e) in unsent.into_iter().enumerate() {
+                    away.queue.insert(i, e);
+                }
+            }
+            None => peer.away = Some(Away { since: now, queue: unsent.into() }),
+        }
+        if let Some(call) = peer.call
+            && let Some(partner) = self.calls.get(&call).map(|c| c.partner(id))
+        {
+            self.deliver(partner, Event::PartnerAway { call, peer: id }, out);
+        }
+    }
+
+    /// Brings an away peer back by its token; returns it and, in order, every
+    /// event that waited for it. A peer still marked connected is taken over.
+    pub fn resume(&mut self, token: &str, out: &mut Vec<Delivery>) -> Result<(PeerId, Vec<Event>), HubError> {
+        let id = *self.tokens.get(token).ok_or(HubError::BadToken)?;
+        let peer = self.peers.get_mut(&id).ok_or(HubError::BadToken)?;
+        let waiting = peer.away.take().map(|a| Vec::from(a.queue)).unwrap_or_default();
+        if let Some(call) = peer.call
+            && let Some(partner) = self.calls.get(&call).map(|c| c.partner(id))
+        {
+            self.deliver(partner, Event::PartnerBack { call, peer: id }, out);
+        }
+        Ok((id, waiting))
+    }
+
+    /// Removes a peer for good: names freed, rooms left, call ended, and the
+    /// senders of every signal still waiting for it told.
+    fn remove(&mut self, id: PeerId, unsent: Vec<Event>, out: &mut Vec<Delivery>) {
+        let Some(mut peer) = self.peers.remove(&id) else { return };
+        if let Some(t) = &peer.token {
+            self.tokens.remove(t);
+        }
+        let waiting = peer.away.take().map(|a| a.queue).unwrap_or_default();
+        for event in unsent.into_iter().chain(waiting) {
+            if let Event::Signal { from, kind, mark, .. } = event {
+                let name = peer.names.first().cloned();
+                let to = name.map(Target::Name).unwrap_or(Target::Id(id));
+                let notice = Event::Undeliverable { to, kind, mark, reason: Undelivered::PeerGone };
+                self.deliver(from.id, notice, out);
+            }
+        }
+        let info = PeerInfo { id, name: peer.names.first().cloned(), info: peer.info.clone() };
+        for name in std::mem::take(&mut peer.names) {
+            let key = (peer.space, name);
+            if let Some(holders) = self.names.get_mut(&key) {
+                holders.retain(|h| *h != id);
+                if holders.is_empty() {
+                    self.names.remove(&key);
+                }
+            }
+        }
+        for room in std::mem::take(&mut peer.rooms) {
+            self.leave_room(id, peer.space, &room, &info, out);
+        }
+        if let Some(call) = peer.call
+            && let Some(c) = self.calls.remove(&call)
+        {
+            let partner = c.partner(id);
+            if let Some(p) = self.peers.get_mut(&partner) {
+                p.call = None;
+            }
+            self.deliver(partner, Event::Ended { call, reason: EndReason::PeerGone }, out);
+        }
+    }
+
+    /// Advances time: ends unanswered calls, drops away peers whose grace ran
+    /// out, and expires held signals.
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        self.expire_rings(now, out);
+        let gone: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.away.as_ref().is_some_and(|a| now.duration_since(a.since) >= p.opts.grace))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.remove(id, Vec::new(), out);
+        }
+        if self.held_total > 0 {
+            self.expire_held(now, out);
+        }
+    }
+
+    fn expire_held(&mut self, now: Instant, out: &mut Vec<Delivery>) {
+        let mut expired = Vec::new();
+        self.held.retain(|(_, name), queue| {
+            while queue.front().is_some_and(|h| h.deadline <= now) {
+                if let Some(h) = queue.pop_front() {
+                    expired.push((name.clone(), h));
+                }
+            }
+            !queue.is_empty()
+        });
+        self.held_total -= expired.len();
+        for (name, h) in expired {
+            if let Event::Signal { kind, .. } = h.event {
+                let notice =
+                    Event::Undeliverable { to: Target::Name(name), kind, mark: h.mark, reason: Undelivered::Expired };
+                if self.peers.contains_key(&h.from) {
+                    self.deliver(h.from, notice, out);
+                }
+            }
+        }
+    }
+}
+
+enum Delivered {
+    Now,
+    Queued,
+    Full,
+}
+
+impl Hub {
+    /// The space a peer lives in.
+    pub fn space_of(&self, id: PeerId) -> Option<SpaceId> {
+        self.peers.get(&id).map(|p| p.space)
+    }
+
+    /// Whether the peer is away, waiting to resume.
+    pub fn is_away(&self, id: PeerId) -> bool {
+        self.peers.get(&id).is_some_and(|p| p.away.is_some())
+    }
+}

@@ -1,0 +1,105 @@
+//! Rooms: membership, presence notices and broadcast.
+
+use super::*;
+
+impl Hub {
+    pub(super) fn join(
+        &mut self,
+        from: PeerId,
+        space: SpaceId,
+        room: Name,
+        info: Option<Payload>,
+        max: Option<usize>,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Reply, HubError> {
+        let key = (space, room.clone());
+        let members = self.rooms.get(&key).cloned().unwrap_or_default();
+        if members.contains(&from) {
+            let others = members.iter().filter(|m| **m != from).map(|m| self.info(*m)).collect();
+            return Ok(Reply::Joined { members: others });
+        }
+        if let Some(max) = max
+            && members.len() >= max
+        {
+            return Err(HubError::RoomFull(room, max));
+        }
+        if let Some(peer) = self.peers.get_mut(&from) {
+            peer.rooms.push(room.clone());
+            if info.is_some() {
+                peer.info = info;
+            }
+        }
+        let me = self.info(from);
+        let others: Vec<PeerInfo> = members.iter().map(|m| self.info(*m)).collect();
+        for m in &members {
+            self.deliver(*m, Event::Joined { room: room.clone(), peer: me.clone() }, out);
+        }
+        self.rooms.entry(key).or_default().push(from);
+        Ok(Reply::Joined { members: others })
+    }
+
+    pub(super) fn leave(
+        &mut self,
+        from: PeerId,
+        space: SpaceId,
+        room: &Name,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Reply, HubError> {
+        let Some(peer) = self.peers.get_mut(&from) else { return Err(HubError::UnknownPeer(Target::Id(from))) };
+        if !peer.rooms.contains(room) {
+            return Err(HubError::NotInRoom(room.clone()));
+        }
+        peer.rooms.retain(|r| r != room);
+        let info = self.info(from);
+        self.leave_room(from, space, room, &info, out);
+        Ok(Reply::Done)
+    }
+
+    /// Takes `id` out of the room's member list and tells the rest.
+    pub(super) fn leave_room(
+        &mut self,
+        id: PeerId,
+        space: SpaceId,
+        room: &Name,
+        info: &PeerInfo,
+        out: &mut Vec<Delivery>,
+    ) {
+        let key = (space, room.clone());
+        let Some(members) = self.rooms.get_mut(&key) else { return };
+        members.retain(|m| *m != id);
+        let rest = members.clone();
+        if rest.is_empty() {
+            self.rooms.remove(&key);
+        }
+        for m in rest {
+            self.deliver(m, Event::Left { room: room.clone(), peer: info.clone() }, out);
+        }
+    }
+
+    pub(super) fn broadcast(
+        &mut self,
+        from: PeerId,
+        space: SpaceId,
+        room: Name,
+        kind: Name,
+        payload: Payload,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Reply, HubError> {
+        let members = self.rooms.get(&(space, room.clone())).cloned().unwrap_or_default();
+        if !members.contains(&from) {
+            return Err(HubError::NotInRoom(room));
+        }
+        let me = self.info(from);
+        for m in members.into_iter().filter(|m| *m != from) {
+            let event = Event::Signal {
+                from: me.clone(),
+                kind: kind.clone(),
+                payload: payload.clone(),
+                room: Some(room.clone()),
+                mark: None,
+            };
+            self.deliver(m, event, out);
+        }
+        Ok(Reply::Sent)
+    }
+}

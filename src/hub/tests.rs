@@ -1,0 +1,254 @@
+//! Hub unit tests: plain `#[test]`s, no runtime, no sockets.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const S: SpaceId = SpaceId(0);
+
+fn opts(grace: u64) -> PeerOpts {
+    PeerOpts { grace: Duration::from_secs(grace) }
+}
+
+fn payload(s: &str) -> Payload {
+    Payload::parse(s).expect("valid JSON")
+}
+
+struct World {
+    hub: Hub,
+    now: Instant,
+    out: Vec<Delivery>,
+}
+
+impl World {
+    fn new() -> World {
+        World { hub: Hub::new(Limits::default()), now: Instant::now(), out: Vec::new() }
+    }
+
+    fn peer(&mut self, name: &str, grace: u64) -> PeerId {
+        let id = self.hub.connect(S, opts(grace), Some(Name::from(format!("tok-{name}"))));
+        self.cmd(id, Command::Claim { name: name.into(), exclusive: true }).expect("claim");
+        id
+    }
+
+    fn cmd(&mut self, from: PeerId, cmd: Command) -> Result<Reply, HubError> {
+        self.hub.handle(from, cmd, self.now, &mut self.out)
+    }
+
+    fn take(&mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.out)
+    }
+
+    fn ring(&mut self, from: PeerId, to: PeerId) -> CallId {
+        match self.cmd(from, Command::Ring { to: Target::Id(to), meta: None }) {
+            Ok(Reply::Ringing { call }) => call,
+            other => panic!("expected ringing, got {other:?}"),
+        }
+    }
+
+    fn signal(&mut self, from: PeerId, to: PeerId, body: &str) -> Result<Reply, HubError> {
+        let cmd = Command::Signal {
+            to: Target::Id(to),
+            kind: "signal".into(),
+            payload: payload(body),
+            missing: Missing::Report,
+            mark: Some(payload(&format!("\"{body}\""))),
+        };
+        self.cmd(from, cmd)
+    }
+}
+
+#[test]
+fn taken_name_is_refused() {
+    let mut w = World::new();
+    w.peer("alice", 0);
+    let other = w.hub.connect(S, opts(0), None);
+    assert_eq!(
+        w.cmd(other, Command::Claim { name: "alice".into(), exclusive: true }),
+        Err(HubError::NameTaken("alice".into()))
+    );
+}
+
+#[test]
+fn ring_then_accept_tells_caller() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let call = w.ring(a, b);
+    assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Ring { .. } }] if *to == b));
+    assert_eq!(w.cmd(b, Command::Accept { call }), Ok(Reply::Done));
+    assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Accepted { .. } }] if *to == a));
+}
+
+#[test]
+fn reject_frees_both_sides() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let call = w.ring(a, b);
+    w.take();
+    w.cmd(b, Command::Reject { call, reason: Some("not now".into()) }).unwrap();
+    assert!(
+        matches!(&w.take()[..], [Delivery { to, event: Event::Rejected { reason: Some(r), .. } }] if *to == a && &**r == "not now")
+    );
+    assert_eq!(w.hub.call_of(a), None);
+    assert_eq!(w.hub.call_of(b), None);
+}
+
+#[test]
+fn busy_callee_is_refused() {
+    let mut w = World::new();
+    let (a, b, c) = (w.peer("a", 0), w.peer("b", 0), w.peer("c", 0));
+    w.ring(a, b);
+    assert_eq!(w.cmd(c, Command::Ring { to: Target::Id(b), meta: None }), Err(HubError::Busy(Target::Id(b))));
+}
+
+#[test]
+fn caller_may_cancel_but_callee_may_not() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let call = w.ring(a, b);
+    w.take();
+    assert_eq!(w.cmd(b, Command::Cancel { call }), Err(HubError::UnknownCall(call)));
+    w.cmd(a, Command::Cancel { call }).unwrap();
+    assert!(
+        matches!(&w.take()[..], [Delivery { to, event: Event::Ended { reason: EndReason::Cancelled, .. } }] if *to == b)
+    );
+}
+
+#[test]
+fn hangup_tells_partner() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let call = w.ring(a, b);
+    w.cmd(b, Command::Accept { call }).unwrap();
+    w.take();
+    w.cmd(b, Command::Hangup { call }).unwrap();
+    assert!(
+        matches!(&w.take()[..], [Delivery { to, event: Event::Ended { reason: EndReason::Hangup, .. } }] if *to == a)
+    );
+    assert_eq!(w.hub.census().calls, 0);
+}
+
+#[test]
+fn unanswered_call_times_out_for_both() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    w.ring(a, b);
+    w.take();
+    let later = w.now + Limits::default().ring_timeout;
+    w.hub.tick(later, &mut w.out);
+    let to: Vec<PeerId> = w
+        .take()
+        .into_iter()
+        .filter(|d| matches!(d.event, Event::Ended { reason: EndReason::Timeout, .. }))
+        .map(|d| d.to)
+        .collect();
+    assert_eq!(to, vec![a, b]);
+}
+
+#[test]
+fn partner_disconnect_ends_call_with_reason() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let call = w.ring(a, b);
+    w.cmd(b, Command::Accept { call }).unwrap();
+    w.take();
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    assert!(
+        matches!(&w.take()[..], [Delivery { to, event: Event::Ended { reason: EndReason::PeerGone, .. } }] if *to == a)
+    );
+}
+
+#[test]
+fn away_peer_gets_queued_signals_in_order_on_resume() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 30), w.peer("b", 30));
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    for i in 0..5 {
+        assert_eq!(w.signal(a, b, &i.to_string()), Ok(Reply::Queued));
+    }
+    assert!(w.take().is_empty());
+    let (id, waiting) = w.hub.resume("tok-b", &mut w.out).expect("resume");
+    assert_eq!(id, b);
+    let bodies: Vec<String> = waiting
+        .into_iter()
+        .map(|e| match e {
+            Event::Signal { payload, .. } => payload.get().to_string(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(bodies, ["0", "1", "2", "3", "4"]);
+}
+
+#[test]
+fn grace_expiry_tells_each_sender() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 30), w.peer("b", 30));
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    w.signal(a, b, "1").unwrap();
+    w.signal(a, b, "2").unwrap();
+    w.hub.tick(w.now + Duration::from_secs(30), &mut w.out);
+    let marks: Vec<String> = w
+        .take()
+        .into_iter()
+        .filter(|d| d.to == a)
+        .filter_map(|d| match d.event {
+            Event::Undeliverable { mark: Some(m), reason: Undelivered::PeerGone, .. } => Some(m.get().to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marks, ["\"1\"", "\"2\""]);
+    assert!(!w.hub.contains(b));
+    assert_eq!(w.hub.resume("tok-b", &mut w.out).map(|r| r.0), Err(HubError::BadToken));
+}
+
+#[test]
+fn held_signal_is_delivered_when_name_is_claimed() {
+    let mut w = World::new();
+    let a = w.peer("a", 0);
+    let cmd = Command::Signal {
+        to: Target::Name("later".into()),
+        kind: "OFFER".into(),
+        payload: payload("{}"),
+        missing: Missing::Hold(Duration::from_secs(5)),
+        mark: None,
+    };
+    assert_eq!(w.cmd(a, cmd), Ok(Reply::Queued));
+    let b = w.peer("later", 0);
+    assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Signal { .. } }] if *to == b));
+    assert_eq!(w.hub.census().held, 0);
+}
+
+#[test]
+fn held_signal_expires_and_sender_is_told() {
+    let mut w = World::new();
+    let a = w.peer("a", 0);
+    let cmd = Command::Signal {
+        to: Target::Name("never".into()),
+        kind: "OFFER".into(),
+        payload: payload("{}"),
+        missing: Missing::Hold(Duration::from_secs(5)),
+        mark: None,
+    };
+    w.cmd(a, cmd).unwrap();
+    w.hub.tick(w.now + Duration::from_secs(5), &mut w.out);
+    assert!(matches!(
+        &w.take()[..],
+        [Delivery { to, event: Event::Undeliverable { reason: Undelivered::Expired, .. } }] if *to == a
+    ));
+}
+
+#[test]
+fn room_presence_and_capacity() {
+    let mut w = World::new();
+    let (a, b, c) = (w.peer("a", 0), w.peer("b", 0), w.peer("c", 0));
+    let join = |max| Command::Join { room: "r".into(), info: None, max: Some(max) };
+    w.cmd(a, join(2)).unwrap();
+    match w.cmd(b, join(2)) {
+        Ok(Reply::Joined { members }) => assert_eq!(members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a]),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Joined { .. } }] if *to == a));
+    assert_eq!(w.cmd(c, join(2)), Err(HubError::RoomFull("r".into(), 2)));
+    w.hub.disconnect(b, true, Vec::new(), w.now, &mut w.out);
+    assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Left { .. } }] if *to == a));
+}

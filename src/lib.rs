@@ -1,0 +1,29 @@
+//! switchboard: a WebRTC signaling server.
+//!
+//! # Layout
+//! - [`hub`]: peers, names, rooms, calls and queues as a pure, synchronous
+//!   state machine. No I/O, no wire format.
+//! - [`handle`]: the hub behind one lock, plus each connection's bounded
+//!   outbox; turns hub outputs into channel sends.
+//! - [`dialect`]: one module per wire protocol, translating frames to hub
+//!   commands and hub events to frames. No I/O.
+//! - [`transport`]: sockets: the WebSocket connection loop and its limits.
+//! - [`web`], [`ops`]: HTTP routes (call app, `/ws`, `/healthz`, `/metrics`).
+//! - [`server`]: listeners, lifecycle, graceful shutdown. [`config`]: settings.
+//!
+//! # Data path of one signal
+//! socket → `transport::ws` → `Protocol::received` (parse) →
+//! `HubHandle::dispatch` → `Hub::handle` (route) → outbox of the target →
+//! its `transport::ws` loop → `Protocol::deliver` (encode) → its socket.
+
+pub mod config;
+pub mod dialect;
+pub mod handle;
+pub mod hub;
+pub mod metrics;
+pub mod ops;
+pub mod server;
+pub mod transport;
+pub mod web;
+
+pub use config::Config;

@@ -1,0 +1,32 @@
+//! Routes every listener has: `/healthz`, `/metrics`, and an optional
+//! directory of static files (an app's own client) as the fallback.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::services::ServeDir;
+
+use crate::server::App;
+
+/// Adds the operational routes (and `--static`) to a dialect's routes.
+pub fn with_common(routes: Router, static_dir: Option<&Path>, app: App) -> Router {
+    let ops = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(app);
+    let router = routes.merge(ops);
+    match static_dir {
+        Some(dir) => router.fallback_service(ServeDir::new(dir)),
+        None => router,
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain")], "ok\n")
+}
+
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    let census = app.hub.read(|h| h.census());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.hub.metrics().render(census))
+}

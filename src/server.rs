@@ -1,0 +1,130 @@
+//! Starts the listeners, serves until told to stop, then shuts down
+//! gracefully: stop accepting, tell every client to reconnect, wait for the
+//! connections to close within a deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::{Config, ListenerConfig};
+use crate::dialect::DialectKind;
+use crate::handle::HubHandle;
+use crate::hub::{Limits, SpaceId};
+use crate::web;
+
+/// What every request handler of one listener can reach.
+#[derive(Clone)]
+pub struct App {
+    /// The shared hub.
+    pub hub: HubHandle,
+    /// Process settings.
+    pub config: Arc<Config>,
+    /// This listener's namespace.
+    pub space: SpaceId,
+    /// Cancelled when the server shuts down; connections watch it.
+    pub shutdown: CancellationToken,
+    /// Tracks connection tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+}
+
+/// A started server.
+pub struct Running {
+    /// The bound address of each listener, in config order.
+    pub addrs: Vec<SocketAddr>,
+    /// The hub, for inspection.
+    pub hub: HubHandle,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the server and waits for it to finish.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.done.await;
+    }
+}
+
+/// Binds every listener and starts serving in the background.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let limits = Limits { away_queue: config.outbox, ring_timeout: config.ring_timeout, ..Limits::default() };
+    let hub = HubHandle::new(limits, config.outbox);
+    let stop = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut addrs = Vec::new();
+    let mut servers = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        let app = App {
+            hub: hub.clone(),
+            config: config.clone(),
+            space: SpaceId(i as u32),
+            shutdown: stop.clone(),
+            tracker: tracker.clone(),
+        };
+        let listener = TcpListener::bind(l.listen).await.with_context(|| bind_hint(l))?;
+        let addr = listener.local_addr()?;
+        info!(dialect = l.dialect.as_str(), %addr, "listening");
+        addrs.push(addr);
+        let router = router_for(l, app);
+        let stop = stop.clone();
+        servers.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                warn!(error = %e, "listener failed");
+            }
+        }));
+    }
+    let ticker = hub.spawn_ticker(Duration::from_millis(250), stop.clone());
+    let deadline = config.shutdown_deadline;
+    let tracker_done = tracker.clone();
+    let stop_wait = stop.clone();
+    let done = tokio::spawn(async move {
+        stop_wait.cancelled().await;
+        tracker_done.close();
+        if tokio::time::timeout(deadline, tracker_done.wait()).await.is_err() {
+            warn!(open = tracker_done.len(), "shutdown deadline passed with connections still open");
+        }
+        for s in servers {
+            s.abort();
+        }
+        ticker.abort();
+    });
+    Ok(Running { addrs, hub, stop, done })
+}
+
+/// Runs the configured server until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    for addr in &running.addrs {
+        info!("open http://{addr}/");
+    }
+    shutdown.await;
+    info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+fn bind_hint(l: &ListenerConfig) -> String {
+    format!(
+        "cannot listen on {} for the {} dialect: is another program using that port? Choose another with --listen",
+        l.listen,
+        l.dialect.as_str()
+    )
+}
+
+fn router_for(l: &ListenerConfig, app: App) -> Router {
+    let routes = match l.dialect {
+        DialectKind::Native => web::native_routes(app.clone()),
+    };
+    crate::ops::with_common(routes, l.static_dir.as_deref(), app)
+}

@@ -1,0 +1,4 @@
+//! Transports: sockets and HTTP. They move frames between the network and a
+//! dialect's [`Protocol`](crate::dialect::Protocol), and own all I/O.
+
+pub mod ws;

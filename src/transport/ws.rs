@@ -1,0 +1,260 @@
+//! One WebSocket connection: a single loop over the socket, the peer's
+//! outbox, keep-alive and shutdown, ending in one cleanup.
+//!
+//! Enforces the per-connection limits every dialect shares: frame size,
+//! message rate, idle timeout. Protocol logic stays in the dialect.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::dialect::{Close, Ctx, Protocol};
+use crate::handle::{Attachment, HubHandle, KickReason};
+
+/// Limits applied to each connection.
+#[derive(Clone, Debug)]
+pub struct ConnLimits {
+    /// Largest text frame accepted, in bytes.
+    pub max_frame: usize,
+    /// Sustained messages per second allowed (0 = unlimited).
+    pub rate: u32,
+    /// Messages allowed in a burst above the rate.
+    pub burst: u32,
+    /// Interval of server pings.
+    pub ping_every: Duration,
+    /// A connection silent this long is considered dead.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_frame: 64 * 1024,
+            rate: 2000,
+            burst: 4000,
+            ping_every: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Token bucket for the per-connection message rate.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    fn new(rate: u32, burst: u32) -> Bucket {
+        Bucket { tokens: f64::from(burst), last: Instant::now(), rate: f64::from(rate), burst: f64::from(burst) }
+    }
+
+    /// Takes one token; false when the client is over its rate.
+    fn take(&mut self) -> bool {
+        if self.rate <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// How the loop ended.
+enum End {
+    /// Close frame or goodbye from the client.
+    Clean,
+    /// Socket error, EOF without close, idle timeout.
+    Abrupt,
+    /// We closed it (limits, kick, shutdown): the peer may resume.
+    Closed(Close),
+    /// We closed it and the peer is gone for good.
+    ClosedFinal(Close),
+}
+
+/// Runs one connection to its end, then detaches the peer from the hub.
+pub async fn run_connection<P: Protocol>(
+    socket: WebSocket,
+    proto: P,
+    att: Attachment,
+    hub: HubHandle,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+    dialect: &'static str,
+) {
+    let span = info_span!("conn", peer = %att.peer, dialect);
+    drive(socket, proto, att, hub, limits, shutdown).instrument(span).await
+}
+
+async fn drive<P: Protocol>(
+    mut socket: WebSocket,
+    mut proto: P,
+    mut att: Attachment,
+    hub: HubHandle,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) {
+    info!(resumed = att.resumed, "connected");
+    let mut out: Vec<String> = Vec::new();
+    let mut bucket = Bucket::new(limits.rate, limits.burst);
+    let mut ping = tokio::time::interval(limits.ping_every);
+    ping.reset();
+    let mut last_heard = Instant::now();
+    let kick = att.kick.clone();
+
+    let end = 'conn: {
+        let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+        proto.opened(&mut ctx);
+        if let Some(end) = settle(&mut ctx) {
+            if let Err(e) = send_all(&mut socket, &mut out).await {
+                debug!(error = %e, "send failed");
+            }
+            break 'conn end;
+        }
+        if send_all(&mut socket, &mut out).await.is_err() {
+            break 'conn End::Abrupt;
+        }
+        loop {
+            tokio::select! {
+                biased;
+                reason = kick.fired() => {
+                    let reason = match reason {
+                        KickReason::SlowConsumer => "outbound queue full: this client reads too slowly; reconnect",
+                        KickReason::Replaced => "replaced by a newer connection for the same peer",
+                    };
+                    warn!(reason, "kicked");
+                    break 'conn End::Closed(Close { code: 1008, reason: reason.into() });
+                }
+                _ = shutdown.cancelled() => {
+                    out.extend(proto.shutdown_notice());
+                    let _ = send_all(&mut socket, &mut out).await;
+                    break 'conn End::Closed(Close { code: 1012, reason: "server restarting; reconnect".into() });
+                }
+                event = att.rx.recv() => {
+                    let Some(event) = event else { break 'conn End::Abrupt };
+                    let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+                    proto.deliver(event, &mut ctx);
+                    // Drain what else is ready, then write once.
+                    for _ in 0..64 {
+                        match att.rx.try_recv() {
+                            Ok(event) => proto.deliver(event, &mut ctx),
+                            Err(_) => break,
+                        }
+                    }
+                    if send_all(&mut socket, &mut out).await.is_err() {
+                        break 'conn End::Abrupt;
+                    }
+                }
+                msg = socket.recv() => {
+                    last_heard = Instant::now();
+                    let text = match msg {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
+                            Ok(t) => t.into(),
+                            Err(_) => break 'conn End::Closed(Close { code: 1003, reason: "binary frames are not supported; send JSON text".into() }),
+                        },
+                        Some(Ok(Message::Close(_))) => break 'conn End::Clean,
+                        Some(Ok(_)) => continue, // ping/pong: answered by the library
+                        Some(Err(e)) => {
+                            debug!(error = %e, "read failed");
+                            break 'conn End::Abrupt;
+                        }
+                        None => break 'conn End::Abrupt,
+                    };
+                    if text.len() > limits.max_frame {
+                        let reason = format!("message too big: the limit is {} bytes", limits.max_frame);
+                        break 'conn End::Closed(Close { code: 1009, reason });
+                    }
+                    if !bucket.take() {
+                        let reason = format!("rate limit exceeded: at most {} messages/s", limits.rate);
+                        hub.metrics().error("rate_limited");
+                        break 'conn End::Closed(Close { code: 1008, reason });
+                    }
+                    let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+                    proto.received(text.as_str(), &mut ctx);
+                    let end = settle(&mut ctx);
+                    if send_all(&mut socket, &mut out).await.is_err() {
+                        break 'conn End::Abrupt;
+                    }
+                    if let Some(end) = end {
+                        break 'conn end;
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > limits.idle_timeout {
+                        info!("idle timeout");
+                        break 'conn End::Abrupt;
+                    }
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        break 'conn End::Abrupt;
+                    }
+                }
+            }
+        }
+    };
+
+    let clean = match end {
+        End::Clean => true,
+        End::Abrupt => false,
+        End::Closed(close) => {
+            send_close(&mut socket, close).await;
+            false
+        }
+        End::ClosedFinal(close) => {
+            send_close(&mut socket, close).await;
+            true
+        }
+    };
+    let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+    proto.closing(&mut ctx);
+    let clean = clean || ctx.goodbye;
+    // Events that reached the outbox but were never written go back to the hub.
+    att.rx.close();
+    let mut unsent = Vec::new();
+    while let Ok(event) = att.rx.try_recv() {
+        unsent.push(event);
+    }
+    hub.detach(att.peer, att.conn, clean, unsent);
+    info!(clean, "disconnected");
+}
+
+async fn send_close(socket: &mut WebSocket, close: Close) {
+    let frame = CloseFrame { code: close.code, reason: truncate(&close.reason).into() };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// Turns a close requested by the dialect into how the loop ends.
+fn settle(ctx: &mut Ctx<'_>) -> Option<End> {
+    let close = ctx.close.take()?;
+    Some(if ctx.goodbye { End::ClosedFinal(close) } else { End::Closed(close) })
+}
+
+/// Close reasons must fit a control frame (123 bytes).
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(123);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+async fn send_all(socket: &mut WebSocket, out: &mut Vec<String>) -> Result<(), axum::Error> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    for frame in out.drain(..) {
+        socket.feed(Message::Text(frame.into())).await?;
+    }
+    socket.flush().await
+}

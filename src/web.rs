@@ -1,0 +1,85 @@
+//! HTTP routes of the native listener: the built-in call app (compiled into
+//! the binary) and the native protocol's WebSocket endpoint at `/ws`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::dialect::native::{Native, NativeSettings};
+use crate::hub::PeerOpts;
+use crate::server::App;
+use crate::transport::ws::run_connection;
+
+const INDEX_HTML: &str = include_str!("../web/index.html");
+const APP_JS: &str = include_str!("../web/app.js");
+const CLIENT_JS: &str = include_str!("../web/switchboard.js");
+const STYLE_CSS: &str = include_str!("../web/style.css");
+
+/// Routes of the native dialect.
+pub fn native_routes(app: App) -> Router {
+    Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/switchboard.js", get(|| async { asset("text/javascript; charset=utf-8", CLIENT_JS) }))
+        .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
+        .route("/ws", get(native_ws))
+        .with_state(app)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    /// Resume token from an earlier welcome.
+    resume: Option<String>,
+}
+
+/// Refuses an upgrade past the connection limit, with a reason.
+pub fn over_capacity(app: &App) -> Option<Response> {
+    let open = app.hub.metrics().open_connections();
+    if open >= app.config.max_connections as i64 {
+        app.hub.metrics().error("too_many_connections");
+        let msg =
+            format!("server full: {open} connections open (limit {}); try again later", app.config.max_connections);
+        return Some((StatusCode::SERVICE_UNAVAILABLE, msg).into_response());
+    }
+    None
+}
+
+async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+    if let Some(refusal) = over_capacity(&app) {
+        return refusal;
+    }
+    let limits = app.config.conn.clone();
+    ws.max_message_size(limits.max_frame * 2).max_frame_size(limits.max_frame * 2).on_upgrade(move |socket| {
+        let settings = NativeSettings {
+            ice_servers: Arc::new(json!(app.config.ice_servers)),
+            limits: Arc::new(json!({
+                "max_frame": limits.max_frame,
+                "rate": limits.rate,
+                "burst": limits.burst,
+                "room_max": app.config.room_max,
+            })),
+            room_max: app.config.room_max,
+            grace: app.config.grace,
+        };
+        let (att, resume_error) = match q.resume.as_deref().map(|t| app.hub.resume(t)) {
+            Some(Ok(att)) => (att, None),
+            other => {
+                let att = app.hub.attach(app.space, PeerOpts { grace: app.config.grace }, true);
+                (att, other.and_then(|r| r.err()))
+            }
+        };
+        let proto = Native::new(settings, att.token.clone(), att.resumed, resume_error);
+        let hub = app.hub.clone();
+        app.tracker.track_future(run_connection(socket, proto, att, hub, limits, app.shutdown.clone(), "native"))
+    })
+}
