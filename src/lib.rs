@@ -8,7 +8,8 @@
 //! - [`dialect`]: one module per wire protocol, translating frames to hub
 //!   commands and hub events to frames. No I/O.
 //! - [`transport`]: sockets: the WebSocket connection loop and its limits.
-//! - [`web`], [`ops`]: HTTP routes (call app, `/ws`, `/healthz`, `/metrics`).
+//! - [`routes`]: HTTP routes per dialect (call app and `/ws` for native) and
+//!   the operational ones (`/healthz`, `/metrics`, `--static`).
 //! - [`server`]: listeners, lifecycle, graceful shutdown. [`config`]: settings.
 //!
 //! # Data path of one signal
@@ -21,9 +22,8 @@ pub mod dialect;
 pub mod handle;
 pub mod hub;
 pub mod metrics;
-pub mod ops;
+pub mod routes;
 pub mod server;
 pub mod transport;
-pub mod web;
 
 pub use config::Config;

@@ -18,7 +18,7 @@ use crate::config::{Config, ListenerConfig};
 use crate::dialect::DialectKind;
 use crate::handle::HubHandle;
 use crate::hub::{Limits, SpaceId};
-use crate::web;
+use crate::routes;
 
 /// What every request handler of one listener can reach.
 #[derive(Clone)]
@@ -124,7 +124,7 @@ fn bind_hint(l: &ListenerConfig) -> String {
 
 fn router_for(l: &ListenerConfig, app: App) -> Router {
     let routes = match l.dialect {
-        DialectKind::Native => web::native_routes(app.clone()),
+        DialectKind::Native => routes::native::routes(app.clone()),
     };
-    crate::ops::with_common(routes, l.static_dir.as_deref(), app)
+    routes::ops::with_common(routes, l.static_dir.as_deref(), app)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -13,16 +13,17 @@ use serde_json::json;
 
 use crate::dialect::native::{Native, NativeSettings};
 use crate::hub::PeerOpts;
+use crate::routes::over_capacity;
 use crate::server::App;
 use crate::transport::ws::run_connection;
 
-const INDEX_HTML: &str = include_str!("../web/index.html");
-const APP_JS: &str = include_str!("../web/app.js");
-const CLIENT_JS: &str = include_str!("../web/switchboard.js");
-const STYLE_CSS: &str = include_str!("../web/style.css");
+const INDEX_HTML: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const CLIENT_JS: &str = include_str!("../../web/switchboard.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 /// Routes of the native dialect.
-pub fn native_routes(app: App) -> Router {
+pub fn routes(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
@@ -40,18 +41,6 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 struct WsQuery {
     /// Resume token from an earlier welcome.
     resume: Option<String>,
-}
-
-/// Refuses an upgrade past the connection limit, with a reason.
-pub fn over_capacity(app: &App) -> Option<Response> {
-    let open = app.hub.metrics().open_connections();
-    if open >= app.config.max_connections as i64 {
-        app.hub.metrics().error("too_many_connections");
-        let msg =
-            format!("server full: {open} connections open (limit {}); try again later", app.config.max_connections);
-        return Some((StatusCode::SERVICE_UNAVAILABLE, msg).into_response());
-    }
-    None
 }
 
 async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
