@@ -1,0 +1,159 @@
+//! Real-browser test of the built-in call app over the native protocol:
+//! two tabs choose names, A calls B, B accepts, media flows both ways, A hangs
+//! up and both tabs show the end; then three tabs meet in a mesh room.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startServer } from './lib/server.mjs';
+import { launchBrowser, screenshot } from './lib/browser.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+/** Opens the app in a new tab and goes online as `name`. */
+async function openAs(name) {
+  const page = await browser.newPage();
+  await page.goto(server.url + '/');
+  await page.waitForFunction(() => window.sbDebug?.state.conn === 'open');
+  await page.getByTestId('name-input').fill(name);
+  await page.getByTestId('name-btn').click();
+  await page.locator('#app-panel').waitFor({ state: 'visible' });
+  return page;
+}
+
+/** Waits until every RTCPeerConnection of the page is `connected` (and there are `count`). */
+async function waitConnected(page, count) {
+  await page.waitForFunction((n) => {
+    const states = Object.values(window.sbDebug.connectionStates());
+    return states.length === n && states.every((s) => s === 'connected');
+  }, count);
+}
+
+/** Waits until the video element(s) matched by `selector` all show decoded frames. */
+async function waitVideo(page, selector, count = 1) {
+  await page.waitForFunction(([sel, n]) => {
+    const videos = [...document.querySelectorAll(sel)];
+    return videos.length === n && videos.every((v) => v.videoWidth > 0 && v.readyState >= 2);
+  }, [selector, count]);
+}
+
+test('1:1 call: call, accept, media both ways, hang up', async () => {
+  const alice = await openAs('alice');
+  const bob = await openAs('bob');
+
+  // Presence: each sees the other in the live list.
+  await alice.getByTestId('peer-bob').waitFor();
+  await bob.getByTestId('peer-alice').waitFor();
+  await screenshot(alice, 'native-call-1-online');
+
+  await alice.getByTestId('call-bob').click();
+  await assertState(alice, 'calling');
+  const incoming = bob.getByTestId('incoming');
+  await incoming.waitFor({ state: 'visible' });
+  assert.match(await incoming.innerText(), /alice is calling you/);
+  await assertState(bob, 'ringing');
+  await screenshot(bob, 'native-call-2-incoming');
+  await bob.getByTestId('accept-btn').click();
+
+  await waitConnected(alice, 1);
+  await waitConnected(bob, 1);
+  await waitVideo(alice, '#remote-video');
+  await waitVideo(bob, '#remote-video');
+  await assertState(alice, 'in-call');
+  await assertState(bob, 'in-call');
+  for (const page of [alice, bob]) {
+    const w = await page.evaluate(() => document.getElementById('remote-video').videoWidth);
+    assert.ok(w > 0, `remote video has frames (videoWidth ${w})`);
+  }
+
+  // The toggles act on the local tracks.
+  await alice.getByTestId('mute-btn').click();
+  assert.equal(await alice.evaluate(() => document.getElementById('local-video').srcObject.getAudioTracks()[0].enabled), false);
+  assert.equal(await alice.getByTestId('mute-btn').getAttribute('aria-pressed'), 'true');
+  await alice.getByTestId('camera-btn').click();
+  assert.equal(await alice.evaluate(() => document.getElementById('local-video').srcObject.getVideoTracks()[0].enabled), false);
+  await alice.getByTestId('camera-btn').click();
+  await screenshot(alice, 'native-call-3-in-call-alice');
+  await screenshot(bob, 'native-call-3-in-call-bob');
+
+  await alice.getByTestId('hangup-btn').click();
+  await assertState(alice, 'ended');
+  await assertState(bob, 'ended');
+  assert.match(await bob.getByTestId('call-state').innerText(), /alice hung up/);
+  assert.equal(await alice.evaluate(() => window.sbDebug.pcs.size), 0);
+  assert.equal(await bob.evaluate(() => window.sbDebug.pcs.size), 0);
+  await screenshot(bob, 'native-call-4-ended');
+
+  await alice.close();
+  await bob.close();
+});
+
+test('1:1 call: rejected call and busy callee are shown', async () => {
+  const carol = await openAs('carol');
+  const dave = await openAs('dave');
+  await carol.getByTestId('peer-dave').waitFor();
+
+  await carol.getByTestId('call-dave').click();
+  await dave.getByTestId('incoming').waitFor({ state: 'visible' });
+  await dave.getByTestId('reject-btn').click();
+  await assertState(carol, 'ended');
+  await carol.getByTestId('error').getByText('dave declined the call').waitFor();
+
+  // While dave rings for erin, carol's call finds him busy.
+  const erin = await openAs('erin');
+  await erin.getByTestId('peer-dave').waitFor();
+  await erin.getByTestId('call-dave').click();
+  await dave.getByTestId('incoming').waitFor({ state: 'visible' });
+  await carol.getByTestId('call-dave').click();
+  await carol.getByTestId('error').getByText('dave is busy in another call').waitFor();
+  await screenshot(carol, 'native-call-5-busy');
+  // erin gives up; dave's prompt goes away and shows the missed call.
+  await erin.getByTestId('hangup-btn').click();
+  await dave.getByTestId('incoming').waitFor({ state: 'hidden' });
+  await dave.getByTestId('call-state').getByText('Missed call from erin').waitFor();
+
+  for (const p of [carol, dave, erin]) await p.close();
+});
+
+test('mesh room: three tabs all connected to each other', async () => {
+  const names = ['ann', 'ben', 'cid'];
+  const pages = [];
+  for (const n of names) {
+    const page = await openAs(`${n}-room`);
+    await page.getByTestId('room-input').fill('standup');
+    await page.getByTestId('room-join').click();
+    await assertState(page, 'room');
+    pages.push(page);
+  }
+  for (const page of pages) {
+    await waitConnected(page, 2);
+    await waitVideo(page, 'video[data-testid="room-video"]', 2);
+  }
+  await screenshot(pages[2], 'native-call-6-room');
+  assert.match(await pages[0].getByTestId('call-state').innerText(), /ben-room/);
+
+  // One leaves: the others drop its connection and keep theirs.
+  await pages[2].getByTestId('room-leave').click();
+  await waitConnected(pages[0], 1);
+  await waitConnected(pages[1], 1);
+  for (const p of pages) await p.close();
+});
+
+async function assertState(page, expected) {
+  await page.waitForFunction((s) => document.getElementById('call-state').dataset.state === s, expected)
+    .catch(async (e) => {
+      const actual = await page.evaluate(() => document.getElementById('call-state').dataset.state);
+      throw new Error(`call state: expected '${expected}', still '${actual}' (${e.message})`);
+    });
+}
