@@ -1,4 +1,5 @@
-//! Test harness: the real server on 127.0.0.1:0 and a small WebSocket client.
+//! Test harness: the real server on 127.0.0.1:0, a small WebSocket client,
+//! and plain HTTP over a `TcpStream` for the operational routes.
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
@@ -9,6 +10,7 @@ use serde_json::Value;
 use switchboard::Config;
 use switchboard::dialect::DialectKind;
 use switchboard::server::{Running, start};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -65,6 +67,93 @@ impl TestServer {
         assert_eq!(reply["ref"], "n");
         (c, welcome["id"].as_str().unwrap().to_string())
     }
+
+    /// Connects with `/ws?resume=TOKEN`; returns the client and the frames
+    /// up to and including the welcome (an error may come first).
+    pub async fn resume(&self, token: &str) -> (Client, Vec<Value>) {
+        let mut c = Client::connect(&self.ws_url(&format!("/ws?resume={token}"))).await;
+        let mut frames = Vec::new();
+        loop {
+            let v = c.recv().await;
+            let done = v["type"] == "welcome";
+            frames.push(v);
+            if done {
+                return (c, frames);
+            }
+        }
+    }
+
+    /// `GET path` on listener 0: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr(0), path).await
+    }
+
+    /// The value of one series of `/metrics`, e.g. `switchboard_peers` or
+    /// `switchboard_errors_total{code="bad_json"}`; 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "metrics answer: {body}");
+        metric_in(&body, series)
+    }
+
+    /// Polls `/metrics` until `series` satisfies `ok` (fails after [`WAIT`]).
+    pub async fn wait_metric(&self, series: &str, ok: impl Fn(f64) -> bool) -> f64 {
+        let give_up = tokio::time::Instant::now() + WAIT;
+        loop {
+            let v = self.metric(series).await;
+            if ok(v) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < give_up, "{series} stayed at {v}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The value of one series in a Prometheus text body; 0 when absent.
+pub fn metric_in(body: &str, series: &str) -> f64 {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().unwrap_or_else(|e| panic!("{series} value {v:?}: {e}")))
+        .unwrap_or(0.0)
+}
+
+/// A plain HTTP/1.1 GET: status and body (the server closes after it).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::time::timeout(WAIT, TcpStream::connect(addr)).await.expect("connect in time").expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw)).await.expect("response in time").expect("read response");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad response {head:?}"));
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { unchunk(body) } else { body.into() };
+    (status, body)
+}
+
+fn unchunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// How a connection ended, seen from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// A close frame with code and reason.
+    Close(u16, String),
+    /// The TCP connection ended without a close frame.
+    Dropped,
 }
 
 /// A WebSocket client speaking JSON text frames.
@@ -131,6 +220,34 @@ impl Client {
                 other => panic!("expected a close frame, got {other:?}"),
             }
         }
+    }
+
+    /// Reads until the connection ends; returns the text frames read before.
+    pub async fn read_to_end(&mut self) -> (Vec<Value>, Ending) {
+        let mut frames = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next()).await.expect("the connection ends in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => frames.push(serde_json::from_str(&t).expect("server sends JSON")),
+                Some(Ok(Message::Close(Some(f)))) => {
+                    return (frames, Ending::Close(f.code.into(), f.reason.to_string()));
+                }
+                Some(Ok(Message::Close(None))) => return (frames, Ending::Close(1005, String::new())),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return (frames, Ending::Dropped),
+            }
+        }
+    }
+
+    /// Sends a raw WebSocket message (binary, ping...).
+    pub async fn send_msg(&mut self, m: Message) {
+        self.ws.send(m).await.expect("send");
+    }
+
+    /// Closes cleanly with a close frame and waits for the server's answer.
+    pub async fn close(mut self) {
+        self.ws.close(None).await.expect("close");
+        while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, self.ws.next()).await {}
     }
 
     /// Drops the TCP connection without a close frame.
