@@ -115,7 +115,8 @@ impl HubHandle {
         let token: Option<Name> = resumable.then(|| new_token().into());
         let mut st = self.lock();
         let peer = st.hub.connect(space, opts, token.clone());
-        let (att, outbox) = self.new_outbox(&mut st, peer, space, token, false);
+        let cap = self.shared.outbox_cap;
+        let (att, outbox) = self.new_outbox(&mut st, peer, space, token, false, cap);
         st.outboxes.insert(peer, outbox);
         self.shared.metrics.peer_connected();
         att
@@ -128,9 +129,10 @@ impl HubHandle {
         space: SpaceId,
         token: Option<Name>,
         resumed: bool,
+        cap: usize,
     ) -> (Attachment, Outbox) {
         st.next_conn += 1;
-        let (tx, rx) = mpsc::channel(self.shared.outbox_cap);
+        let (tx, rx) = mpsc::channel(cap);
         let kick = Kick::default();
         let conn = st.next_conn;
         (Attachment { peer, space, conn, rx, kick: kick.clone(), token, resumed }, Outbox { tx, kick, conn })
@@ -143,12 +145,14 @@ impl HubHandle {
         let mut out = Vec::new();
         let (peer, waiting) = st.hub.resume(token, &mut out)?;
         let space = st.hub.space_of(peer).unwrap_or(SpaceId(0));
-        let (att, outbox) = self.new_outbox(&mut st, peer, space, Some(Name::from(token)), true);
+        // The away queue may hold more than an outbox (a kicked connection's
+        // leftovers plus what came after, each bounded): size this first
+        // outbox to take all of it, so nothing waiting is lost.
+        let cap = self.shared.outbox_cap.max(waiting.len());
+        let (att, outbox) = self.new_outbox(&mut st, peer, space, Some(Name::from(token)), true, cap);
         for event in waiting {
-            // Fits: the away queue is never longer than the outbox.
-            if outbox.tx.try_send(event).is_err() {
-                self.shared.metrics.queue_drop();
-            }
+            // Cannot fail: the channel is new, empty and big enough.
+            let _ = outbox.tx.try_send(event);
         }
         if let Some(old) = st.outboxes.insert(peer, outbox) {
             old.kick.fire(KickReason::Replaced);

@@ -4,6 +4,7 @@
 //! Enforces the per-connection limits every dialect shares: frame size,
 //! message rate, idle timeout. Protocol logic stays in the dialect.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -12,7 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::dialect::{Close, Ctx, Protocol};
-use crate::handle::{Attachment, HubHandle, KickReason};
+use crate::handle::{Attachment, HubHandle, Kick, KickReason};
+use crate::hub::Event;
+
+/// How long a closing handshake (or shutdown notice) may wait for room in a
+/// socket whose client stopped reading, before the socket is just dropped.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Limits applied to each connection.
 #[derive(Clone, Debug)]
@@ -112,49 +118,56 @@ async fn drive<P: Protocol>(
     ping.reset();
     let mut last_heard = Instant::now();
     let kick = att.kick.clone();
+    // Events whose frames are being written; if the write does not finish
+    // they go back to the hub with the outbox leftovers (sent again after a
+    // resume rather than lost).
+    let mut inflight: Vec<Event> = Vec::new();
+    // A write only waits while the client reads: a kick, shutdown or a
+    // client that stops reading for `idle_timeout` cuts it short.
+    macro_rules! guard {
+        ($io:expr) => {
+            guarded($io, &kick, &shutdown, limits.idle_timeout)
+        };
+    }
 
     let end = 'conn: {
         let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
         proto.opened(&mut ctx);
         if let Some(end) = settle(&mut ctx) {
-            if let Err(e) = send_all(&mut socket, &mut out).await {
-                debug!(error = %e, "send failed");
-            }
+            let _ = guard!(send_all(&mut socket, &mut out)).await;
             break 'conn end;
         }
-        if send_all(&mut socket, &mut out).await.is_err() {
-            break 'conn End::Abrupt;
+        if let Err(end) = guard!(send_all(&mut socket, &mut out)).await {
+            break 'conn end;
         }
         loop {
             tokio::select! {
                 biased;
-                reason = kick.fired() => {
-                    let reason = match reason {
-                        KickReason::SlowConsumer => "outbound queue full: this client reads too slowly; reconnect",
-                        KickReason::Replaced => "replaced by a newer connection for the same peer",
-                    };
-                    warn!(reason, "kicked");
-                    break 'conn End::Closed(Close { code: 1008, reason: reason.into() });
-                }
+                reason = kick.fired() => break 'conn kicked(reason),
                 _ = shutdown.cancelled() => {
                     out.extend(proto.shutdown_notice());
-                    let _ = send_all(&mut socket, &mut out).await;
-                    break 'conn End::Closed(Close { code: 1012, reason: "server restarting; reconnect".into() });
+                    let _ = tokio::time::timeout(CLOSE_WAIT, send_all(&mut socket, &mut out)).await;
+                    break 'conn restarting();
                 }
                 event = att.rx.recv() => {
                     let Some(event) = event else { break 'conn End::Abrupt };
                     let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+                    inflight.push(event.clone());
                     proto.deliver(event, &mut ctx);
                     // Drain what else is ready, then write once.
                     for _ in 0..64 {
                         match att.rx.try_recv() {
-                            Ok(event) => proto.deliver(event, &mut ctx),
+                            Ok(event) => {
+                                inflight.push(event.clone());
+                                proto.deliver(event, &mut ctx);
+                            }
                             Err(_) => break,
                         }
                     }
-                    if send_all(&mut socket, &mut out).await.is_err() {
-                        break 'conn End::Abrupt;
+                    if let Err(end) = guard!(send_all(&mut socket, &mut out)).await {
+                        break 'conn end;
                     }
+                    inflight.clear();
                 }
                 msg = socket.recv() => {
                     last_heard = Instant::now();
@@ -184,8 +197,8 @@ async fn drive<P: Protocol>(
                     let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
                     proto.received(text.as_str(), &mut ctx);
                     let end = settle(&mut ctx);
-                    if send_all(&mut socket, &mut out).await.is_err() {
-                        break 'conn End::Abrupt;
+                    if let Err(write_end) = guard!(send_all(&mut socket, &mut out)).await {
+                        break 'conn end.unwrap_or(write_end);
                     }
                     if let Some(end) = end {
                         break 'conn end;
@@ -196,8 +209,8 @@ async fn drive<P: Protocol>(
                         info!("idle timeout");
                         break 'conn End::Abrupt;
                     }
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
-                        break 'conn End::Abrupt;
+                    if let Err(end) = guard!(socket.send(Message::Ping(Default::default()))).await {
+                        break 'conn end;
                     }
                 }
             }
@@ -221,7 +234,7 @@ async fn drive<P: Protocol>(
     let clean = clean || ctx.goodbye;
     // Events that reached the outbox but were never written go back to the hub.
     att.rx.close();
-    let mut unsent = Vec::new();
+    let mut unsent = inflight;
     while let Ok(event) = att.rx.try_recv() {
         unsent.push(event);
     }
@@ -229,9 +242,47 @@ async fn drive<P: Protocol>(
     info!(clean, "disconnected");
 }
 
+/// The close for a connection the server drops on its own.
+fn kicked(reason: KickReason) -> End {
+    let reason = match reason {
+        KickReason::SlowConsumer => "outbound queue full: this client reads too slowly; reconnect",
+        KickReason::Replaced => "replaced by a newer connection for the same peer",
+    };
+    warn!(reason, "kicked");
+    End::Closed(Close { code: 1008, reason: reason.into() })
+}
+
+fn restarting() -> End {
+    End::Closed(Close { code: 1012, reason: "server restarting; reconnect".into() })
+}
+
+/// Runs a socket write unless the connection must end first: kicked, server
+/// shutting down, or the client not reading for `limit`.
+async fn guarded(
+    io: impl Future<Output = Result<(), axum::Error>>,
+    kick: &Kick,
+    shutdown: &CancellationToken,
+    limit: Duration,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        r = io => r.map_err(|e| {
+            debug!(error = %e, "send failed");
+            End::Abrupt
+        }),
+        reason = kick.fired() => Err(kicked(reason)),
+        _ = shutdown.cancelled() => Err(restarting()),
+        _ = tokio::time::sleep(limit) => {
+            info!("client stopped reading");
+            Err(End::Abrupt)
+        }
+    }
+}
+
+/// Sends a close frame, unless the client has not made room for it in time.
 async fn send_close(socket: &mut WebSocket, close: Close) {
     let frame = CloseFrame { code: close.code, reason: truncate(&close.reason).into() };
-    let _ = socket.send(Message::Close(Some(frame))).await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(frame)))).await;
 }
 
 /// Turns a close requested by the dialect into how the loop ends.
