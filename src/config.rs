@@ -44,7 +44,7 @@ pub struct ServeArgs {
     /// TOML configuration file (see examples/); flags override it.
     #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080].
+    /// Address to listen on [default: 127.0.0.1:8080; flutter: 127.0.0.1:8086].
     #[arg(long, env = "SWITCHBOARD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Wire protocol of that listener [default: native].
@@ -184,9 +184,10 @@ impl Config {
         let listeners = if !file.listeners.is_empty() && args.listen.is_none() && args.dialect.is_none() {
             file.listeners.clone()
         } else {
+            let dialect = args.dialect.unwrap_or(DialectKind::Native);
             vec![ListenerConfig {
-                dialect: args.dialect.unwrap_or(DialectKind::Native),
-                listen: args.listen.unwrap_or(d.listeners[0].listen),
+                dialect,
+                listen: args.listen.unwrap_or(dialect.default_listen()),
                 static_dir: args.static_dir.clone(),
             }]
         };

@@ -123,8 +123,11 @@ fn bind_hint(l: &ListenerConfig) -> String {
 }
 
 fn router_for(l: &ListenerConfig, app: App) -> Router {
-    let routes = match l.dialect {
-        DialectKind::Native => routes::native::routes(app.clone()),
+    let static_dir = l.static_dir.as_deref();
+    let (routes, static_dir) = match l.dialect {
+        DialectKind::Native => (routes::native::routes(app.clone()), static_dir),
+        // Serves its own static files, behind its any-path WebSocket.
+        DialectKind::Flutter => (routes::flutter::routes(app.clone(), static_dir), None),
     };
-    routes::ops::with_common(routes, l.static_dir.as_deref(), app)
+    routes::ops::with_common(routes, static_dir, app)
 }

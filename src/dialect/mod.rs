@@ -5,6 +5,7 @@
 //! a socket: the transport feeds it frames and sends what it leaves in
 //! [`Ctx::out`]. Routing belongs to the hub; dialects only translate.
 
+pub mod flutter;
 pub mod native;
 
 use crate::handle::HubHandle;
@@ -86,6 +87,8 @@ pub fn push_json_str(out: &mut String, s: &str) {
 pub enum DialectKind {
     /// switchboard's own protocol and call app (`/ws`, `/`).
     Native,
+    /// VertexChat's Flutter app (`{"type","data"}` over a WebSocket on any path).
+    Flutter,
 }
 
 impl DialectKind {
@@ -93,6 +96,17 @@ impl DialectKind {
     pub fn as_str(self) -> &'static str {
         match self {
             DialectKind::Native => "native",
+            DialectKind::Flutter => "flutter",
         }
+    }
+
+    /// Where a listener of this dialect listens when `--listen` is not
+    /// given: the port of the original server its clients expect.
+    pub fn default_listen(self) -> std::net::SocketAddr {
+        let port = match self {
+            DialectKind::Native => 8080,
+            DialectKind::Flutter => 8086,
+        };
+        std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }
 }

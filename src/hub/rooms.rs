@@ -15,6 +15,16 @@ impl Hub {
         let key = (space, room.clone());
         let members = self.rooms.get(&key).cloned().unwrap_or_default();
         if members.contains(&from) {
+            // Joining again with a profile replaces it; the others are told again.
+            if let Some(info) = info {
+                if let Some(peer) = self.peers.get_mut(&from) {
+                    peer.info = Some(info);
+                }
+                let me = self.info(from);
+                for m in members.iter().filter(|m| **m != from) {
+                    self.deliver(*m, Event::Joined { room: room.clone(), peer: me.clone() }, out);
+                }
+            }
             let others = members.iter().filter(|m| **m != from).map(|m| self.info(*m)).collect();
             return Ok(Reply::Joined { members: others });
         }

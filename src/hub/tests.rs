@@ -252,3 +252,24 @@ fn room_presence_and_capacity() {
     w.hub.disconnect(b, true, Vec::new(), w.now, &mut w.out);
     assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Left { .. } }] if *to == a));
 }
+
+#[test]
+fn joining_again_with_a_profile_replaces_it_and_tells_the_others() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let join = |info: Option<&str>| Command::Join { room: "r".into(), info: info.map(payload), max: None };
+    w.cmd(a, join(None)).unwrap();
+    w.cmd(b, join(Some(r#"{"v":1}"#))).unwrap();
+    w.take();
+    // Without a profile, joining again changes nothing and tells nobody.
+    w.cmd(b, join(None)).unwrap();
+    assert!(w.take().is_empty());
+    w.cmd(b, join(Some(r#"{"v":2}"#))).unwrap();
+    match &w.take()[..] {
+        [Delivery { to, event: Event::Joined { peer, .. } }] if *to == a => {
+            assert_eq!(peer.info, Some(payload(r#"{"v":2}"#)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.hub.members(S, "r").iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b]);
+}

@@ -2,6 +2,7 @@
 //! listener has. Route handlers only pick a dialect state machine and hand
 //! the socket to [`crate::transport::ws::run_connection`].
 
+pub mod flutter;
 pub mod native;
 pub mod ops;
 
