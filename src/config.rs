@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::dialect::DialectKind;
+use crate::transport::tls::TlsFiles;
 use crate::transport::ws::ConnLimits;
 
 /// Command line of the `switchboard` binary.
@@ -36,6 +37,21 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the server (the default).
     Serve,
+    /// Create a local CA and a certificate for this machine (localhost,
+    /// 127.0.0.1, ::1, LAN addresses) and print how to trust the CA.
+    Cert(CertArgs),
+}
+
+/// Flags of `switchboard cert`.
+#[derive(Args, Debug, Clone)]
+pub struct CertArgs {
+    /// Directory to write ca.crt, ca.key, cert.crt, cert.key and
+    /// ssl/server.{cert,key} into (an existing CA there is reused).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Extra host name or IP address the certificate must cover; repeatable.
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 /// Flags of the server; each one can also be set by its environment variable.
@@ -53,6 +69,16 @@ pub struct ServeArgs {
     /// Serve this directory's files at / (an app's own client files).
     #[arg(long = "static", env = "SWITCHBOARD_STATIC", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
+    /// TLS certificate chain (PEM) for that listener: serve HTTPS/WSS.
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) matching --tls-cert.
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS/WSS even without --tls-cert, with a development certificate
+    /// generated on demand (see `switchboard cert`).
+    #[arg(long, env = "SWITCHBOARD_TLS")]
+    pub tls: bool,
     /// STUN/TURN server URL handed to clients; repeat for several.
     #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',', value_name = "URL")]
     pub ice_servers: Vec<String>,
@@ -119,6 +145,78 @@ pub struct ListenerConfig {
     /// Directory of static files to serve at `/`.
     #[serde(default, rename = "static")]
     pub static_dir: Option<PathBuf>,
+    /// Serve HTTPS/WSS with these files (both or neither).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key matching `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS/WSS with a development certificate when no files are given.
+    #[serde(default)]
+    pub tls: bool,
+}
+
+impl ListenerConfig {
+    /// A plain listener.
+    pub fn plain(dialect: DialectKind, listen: SocketAddr) -> ListenerConfig {
+        ListenerConfig { dialect, listen, static_dir: None, tls_cert: None, tls_key: None, tls: false }
+    }
+
+    /// The TLS files, once resolved.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            _ => None,
+        }
+    }
+
+    /// Fills in certificate files for a listener that wants TLS: given ones,
+    /// else the demo systems' conventional names in the working directory
+    /// (`cert.crt`/`cert.key`, `ssl/server.cert`/`ssl/server.key`), else a
+    /// development certificate generated on demand.
+    fn resolve_tls(&mut self) -> anyhow::Result<()> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("listener {}: give both tls_cert and tls_key, or neither", self.listen);
+        }
+        if self.tls_cert.is_some() || !(self.tls || self.dialect.wants_tls()) {
+            return Ok(());
+        }
+        for (cert, key) in [("cert.crt", "cert.key"), ("ssl/server.cert", "ssl/server.key")] {
+            if Path::new(cert).is_file() && Path::new(key).is_file() {
+                tracing::info!(cert, key, "using the TLS files found in the working directory");
+                (self.tls_cert, self.tls_key) = (Some(cert.into()), Some(key.into()));
+                return Ok(());
+            }
+        }
+        let files = dev_certificate()?;
+        (self.tls_cert, self.tls_key) = (Some(files.cert), Some(files.key));
+        Ok(())
+    }
+}
+
+/// The development certificate in the user's data directory, made on first use.
+fn dev_certificate() -> anyhow::Result<TlsFiles> {
+    let dir = match std::env::var_os("SWITCHBOARD_CERT_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let base = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+            base.context("cannot find a directory for the development certificate: set SWITCHBOARD_CERT_DIR")?
+                .join("switchboard/certs")
+        }
+    };
+    let files = TlsFiles { cert: dir.join("cert.crt"), key: dir.join("cert.key") };
+    if files.cert.is_file() && files.key.is_file() {
+        return Ok(files);
+    }
+    let made = crate::cert::generate(&dir, &crate::cert::machine_names(&[]))?;
+    tracing::warn!(
+        "no TLS certificate given: generated a development certificate in {}.\n{}",
+        dir.display(),
+        crate::cert::trust_instructions(&made.ca_cert)
+    );
+    Ok(made.leaf)
 }
 
 /// Validated settings of the whole process.
@@ -151,11 +249,7 @@ pub const OUTBOX_CAP: usize = 256;
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listeners: vec![ListenerConfig {
-                dialect: DialectKind::Native,
-                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-                static_dir: None,
-            }],
+            listeners: vec![ListenerConfig::plain(DialectKind::Native, SocketAddr::from(([127, 0, 0, 1], 8080)))],
             ice_servers: Vec::new(),
             conn: ConnLimits::default(),
             max_connections: 100_000,
@@ -171,7 +265,7 @@ impl Default for Config {
 impl Config {
     /// A config for tests and embedding: one listener of `dialect` on `listen`.
     pub fn single(dialect: DialectKind, listen: SocketAddr) -> Config {
-        Config { listeners: vec![ListenerConfig { dialect, listen, static_dir: None }], ..Config::default() }
+        Config { listeners: vec![ListenerConfig::plain(dialect, listen)], ..Config::default() }
     }
 
     /// Builds the config from flags (and env), reading `--config` if given.
@@ -181,7 +275,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let d = Config::default();
-        let listeners = if !file.listeners.is_empty() && args.listen.is_none() && args.dialect.is_none() {
+        let mut listeners = if !file.listeners.is_empty() && args.listen.is_none() && args.dialect.is_none() {
             file.listeners.clone()
         } else {
             let dialect = args.dialect.unwrap_or(DialectKind::Native);
@@ -189,8 +283,14 @@ impl Config {
                 dialect,
                 listen: args.listen.unwrap_or(dialect.default_listen()),
                 static_dir: args.static_dir.clone(),
+                tls_cert: args.tls_cert.clone(),
+                tls_key: args.tls_key.clone(),
+                tls: args.tls,
             }]
         };
+        for l in &mut listeners {
+            l.resolve_tls()?;
+        }
         let ice_servers = if args.ice_servers.is_empty() {
             file.ice_servers.clone()
         } else {

@@ -17,6 +17,7 @@
 //! `HubHandle::dispatch` → `Hub::handle` (route) → outbox of the target →
 //! its `transport::ws` loop → `Protocol::deliver` (encode) → its socket.
 
+pub mod cert;
 pub mod config;
 pub mod dialect;
 pub mod handle;

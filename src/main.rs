@@ -15,6 +15,22 @@ async fn main() -> anyhow::Result<()> {
             let config = Config::from_args(&cli.serve)?;
             switchboard::server::run(config, shutdown_signal()).await
         }
+        Cmd::Cert(args) => {
+            let names = switchboard::cert::machine_names(&args.names);
+            let made = switchboard::cert::generate(&args.dir, &names)?;
+            let ca = if made.ca_created { "created" } else { "reused" };
+            println!("CA certificate ({ca}): {}", made.ca_cert.display());
+            println!("certificate: {} (key {})", made.leaf.cert.display(), made.leaf.key.display());
+            println!("also as ssl/server.cert and ssl/server.key; valid for: {}", made.names.join(", "));
+            println!(
+                "serve with: switchboard --tls-cert {} --tls-key {}",
+                made.leaf.cert.display(),
+                made.leaf.key.display()
+            );
+            println!();
+            println!("{}", switchboard::cert::trust_instructions(&made.ca_cert));
+            Ok(())
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use crate::dialect::DialectKind;
 use crate::handle::HubHandle;
 use crate::hub::{Limits, SpaceId};
 use crate::routes;
+use crate::transport::tls;
+use axum_server::tls_rustls::RustlsConfig;
 
 /// What every request handler of one listener can reach.
 #[derive(Clone)]
@@ -72,17 +74,39 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         };
         let listener = TcpListener::bind(l.listen).await.with_context(|| bind_hint(l))?;
         let addr = listener.local_addr()?;
-        info!(dialect = l.dialect.as_str(), %addr, "listening");
-        addrs.push(addr);
         let router = router_for(l, app);
         let stop = stop.clone();
-        servers.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                warn!(error = %e, "listener failed");
+        let task = match l.tls_files() {
+            None => {
+                info!(dialect = l.dialect.as_str(), %addr, "listening");
+                tokio::spawn(async move {
+                    let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                        .with_graceful_shutdown(async move { stop.cancelled().await });
+                    if let Err(e) = serve.await {
+                        warn!(error = %e, "listener failed");
+                    }
+                })
             }
-        }));
+            Some(files) => {
+                let tls = RustlsConfig::from_config(tls::server_config(&files)?);
+                let server = axum_server::from_tcp_rustls(listener.into_std()?, tls)?;
+                info!(dialect = l.dialect.as_str(), %addr, cert = %files.cert.display(), "listening (TLS)");
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    stop.cancelled().await;
+                    stopper.graceful_shutdown(None);
+                });
+                tokio::spawn(async move {
+                    let serve = server.handle(handle).serve(router.into_make_service_with_connect_info::<SocketAddr>());
+                    if let Err(e) = serve.await {
+                        warn!(error = %e, "listener failed");
+                    }
+                })
+            }
+        };
+        addrs.push(addr);
+        servers.push(task);
     }
     let ticker = hub.spawn_ticker(Duration::from_millis(250), stop.clone());
     let deadline = config.shutdown_deadline;

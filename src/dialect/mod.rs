@@ -92,6 +92,14 @@ pub enum DialectKind {
 }
 
 impl DialectKind {
+    /// Whether the original system is served over HTTPS/WSS, so that the
+    /// dialect's listener uses TLS by default.
+    pub fn wants_tls(self) -> bool {
+        match self {
+            DialectKind::Native => false,
+        }
+    }
+
     /// Name used in logs, flags and config files.
     pub fn as_str(self) -> &'static str {
         match self {

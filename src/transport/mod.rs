@@ -1,4 +1,5 @@
 //! Transports: sockets and HTTP. They move frames between the network and a
 //! dialect's [`Protocol`](crate::dialect::Protocol), and own all I/O.
 
+pub mod tls;
 pub mod ws;
