@@ -71,6 +71,13 @@ pub trait Protocol: Send + 'static {
     fn shutdown_notice(&self) -> Option<String> {
         None
     }
+
+    /// Whether a close frame from the client (with this close code, if any)
+    /// means goodbye, so the peer is removed at once instead of waiting its
+    /// resume grace. Default: any close frame is a goodbye.
+    fn close_is_goodbye(&self, _code: Option<u16>) -> bool {
+        true
+    }
 }
 
 /// Writes `s` as a JSON string literal (quotes included) onto `out`.

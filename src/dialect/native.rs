@@ -356,6 +356,13 @@ impl Protocol for Native {
         ctx.send(frame);
     }
 
+    /// A page being reloaded or navigated away closes with 1001 "going
+    /// away": keep the peer for its grace so the reloaded page resumes. Any
+    /// other close (and `bye`) is a goodbye.
+    fn close_is_goodbye(&self, code: Option<u16>) -> bool {
+        code != Some(1001)
+    }
+
     fn shutdown_notice(&self) -> Option<String> {
         Some(
             r#"{"type":"shutdown","message":"the server is restarting; reconnect with your resume token"}"#.to_string(),

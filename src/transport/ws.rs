@@ -177,7 +177,12 @@ async fn drive<P: Protocol>(
                             Ok(t) => t.into(),
                             Err(_) => break 'conn End::Closed(Close { code: 1003, reason: "binary frames are not supported; send JSON text".into() }),
                         },
-                        Some(Ok(Message::Close(_))) => break 'conn End::Clean,
+                        Some(Ok(Message::Close(frame))) => {
+                            if proto.close_is_goodbye(frame.map(|f| f.code)) {
+                                break 'conn End::Clean;
+                            }
+                            break 'conn End::Abrupt;
+                        }
                         Some(Ok(_)) => continue, // ping/pong: answered by the library
                         Some(Err(e)) => {
                             debug!(error = %e, "read failed");

@@ -126,6 +126,38 @@ test('1:1 call: rejected call and busy callee are shown', async () => {
   for (const p of [carol, dave, erin]) await p.close();
 });
 
+test('reload during a call resumes the session and reconnects the media', async () => {
+  const fay = await openAs('fay');
+  const gus = await openAs('gus');
+  await fay.getByTestId('peer-gus').waitFor();
+  await fay.getByTestId('call-gus').click();
+  await gus.getByTestId('incoming').waitFor({ state: 'visible' });
+  await gus.getByTestId('accept-btn').click();
+  await waitConnected(fay, 1);
+  await waitConnected(gus, 1);
+  const gusId = await gus.evaluate(() => window.sbDebug.client.id);
+  const fayPc = await fay.evaluateHandle(() => [...window.sbDebug.pcs.values()][0]);
+
+  await gus.reload();
+  await gus.waitForFunction(() => window.sbDebug?.state.conn === 'open');
+  assert.equal(await gus.evaluate(() => window.sbDebug.client.id), gusId, 'same peer id after the reload');
+  assert.equal(await gus.evaluate(() => window.sbDebug.client.name), 'gus');
+  // gus re-offers; fay replaces her connection and both get media again.
+  await fay.waitForFunction((old) => {
+    const pcs = [...window.sbDebug.pcs.values()];
+    return pcs.length === 1 && pcs[0] !== old && pcs[0].connectionState === 'connected';
+  }, fayPc);
+  await waitConnected(gus, 1);
+  await waitVideo(gus, '#remote-video');
+  await waitVideo(fay, '#remote-video');
+  await assertState(gus, 'in-call');
+
+  await gus.getByTestId('hangup-btn').click();
+  await assertState(fay, 'ended');
+  await fay.close();
+  await gus.close();
+});
+
 test('mesh room: three tabs all connected to each other', async () => {
   const names = ['ann', 'ben', 'cid'];
   const pages = [];
