@@ -77,8 +77,12 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
     /// Serve HTTPS/WSS even without --tls-cert, with a development certificate
     /// generated on demand (see `switchboard cert`).
-    #[arg(long, env = "SWITCHBOARD_TLS")]
+    #[arg(long, env = "SWITCHBOARD_TLS", conflicts_with = "no_tls")]
     pub tls: bool,
+    /// Serve plain HTTP/WS even for a dialect whose original used TLS
+    /// (offers, flutter), e.g. behind a TLS-terminating proxy.
+    #[arg(long, env = "SWITCHBOARD_NO_TLS")]
+    pub no_tls: bool,
     /// STUN/TURN server URL handed to clients; repeat for several.
     #[arg(long = "ice-server", env = "SWITCHBOARD_ICE_SERVERS", value_delimiter = ',', value_name = "URL")]
     pub ice_servers: Vec<String>,
@@ -151,15 +155,16 @@ pub struct ListenerConfig {
     /// Private key matching `tls_cert`.
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
-    /// Serve HTTPS/WSS with a development certificate when no files are given.
+    /// `true`: serve HTTPS/WSS (with a development certificate when no files
+    /// are given); `false`: plain; absent: as the dialect's original did.
     #[serde(default)]
-    pub tls: bool,
+    pub tls: Option<bool>,
 }
 
 impl ListenerConfig {
     /// A plain listener.
     pub fn plain(dialect: DialectKind, listen: SocketAddr) -> ListenerConfig {
-        ListenerConfig { dialect, listen, static_dir: None, tls_cert: None, tls_key: None, tls: false }
+        ListenerConfig { dialect, listen, static_dir: None, tls_cert: None, tls_key: None, tls: Some(false) }
     }
 
     /// The TLS files, once resolved.
@@ -178,7 +183,7 @@ impl ListenerConfig {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("listener {}: give both tls_cert and tls_key, or neither", self.listen);
         }
-        if self.tls_cert.is_some() || !(self.tls || self.dialect.wants_tls()) {
+        if self.tls_cert.is_some() || !self.tls.unwrap_or(self.dialect.wants_tls()) {
             return Ok(());
         }
         for (cert, key) in [("cert.crt", "cert.key"), ("ssl/server.cert", "ssl/server.key")] {
@@ -285,7 +290,13 @@ impl Config {
                 static_dir: args.static_dir.clone(),
                 tls_cert: args.tls_cert.clone(),
                 tls_key: args.tls_key.clone(),
-                tls: args.tls,
+                tls: if args.tls {
+                    Some(true)
+                } else if args.no_tls {
+                    Some(false)
+                } else {
+                    None
+                },
             }]
         };
         for l in &mut listeners {

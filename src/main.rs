@@ -9,7 +9,8 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("switchboard=info,warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let color = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(color).with_writer(std::io::stderr).init();
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::Serve => {
             let config = Config::from_args(&cli.serve)?;

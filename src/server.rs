@@ -90,7 +90,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Some(files) => {
                 let tls = RustlsConfig::from_config(tls::server_config(&files)?);
                 let server = axum_server::from_tcp_rustls(listener.into_std()?, tls)?;
-                info!(dialect = l.dialect.as_str(), %addr, cert = %files.cert.display(), "listening (TLS)");
+                info!(dialect = l.dialect.as_str(), %addr, tls = true, cert = %files.cert.display(), "listening");
                 let handle = axum_server::Handle::new();
                 let stopper = handle.clone();
                 tokio::spawn(async move {
@@ -128,9 +128,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 
 /// Runs the configured server until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let schemes: Vec<&str> =
+        config.listeners.iter().map(|l| if l.tls_files().is_some() { "https" } else { "http" }).collect();
     let running = start(config).await?;
-    for addr in &running.addrs {
-        info!("open http://{addr}/");
+    for (addr, scheme) in running.addrs.iter().zip(schemes) {
+        info!("open {scheme}://{addr}/");
     }
     shutdown.await;
     info!("shutting down");

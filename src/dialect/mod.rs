@@ -104,6 +104,7 @@ impl DialectKind {
     pub fn wants_tls(self) -> bool {
         match self {
             DialectKind::Native => false,
+            DialectKind::Flutter => true,
         }
     }
 
