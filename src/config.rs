@@ -116,6 +116,91 @@ pub struct ServeArgs {
     /// Seconds to wait for connections to close on shutdown [default: 5].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_DEADLINE", value_name = "SECS")]
     pub shutdown_deadline: Option<u64>,
+    /// Settings of the peerjs dialect.
+    #[command(flatten)]
+    pub peerjs: PeerjsArgs,
+}
+
+/// Flags of the peerjs dialect, named as the PeerJS server (`peer`) names
+/// them; its underscore spellings are accepted too.
+#[derive(Args, Debug, Default, Clone)]
+#[command(next_help_heading = "PeerJS dialect")]
+pub struct PeerjsArgs {
+    /// PeerJS key clients must give [default: peerjs].
+    #[arg(long, env = "SWITCHBOARD_PEERJS_KEY")]
+    pub key: Option<String>,
+    /// Path the PeerJS API is served under; the WebSocket is {path}peerjs [default: /].
+    #[arg(long, env = "SWITCHBOARD_PEERJS_PATH")]
+    pub path: Option<String>,
+    /// Serve the list of connected ids at {path}{key}/peers.
+    #[arg(long, alias = "allow_discovery", env = "SWITCHBOARD_PEERJS_ALLOW_DISCOVERY")]
+    pub allow_discovery: bool,
+    /// Milliseconds a message for an id that is not connected is held before its sender gets EXPIRE [default: 5000].
+    #[arg(long, alias = "expire_timeout", env = "SWITCHBOARD_PEERJS_EXPIRE_TIMEOUT", value_name = "MS")]
+    pub expire_timeout: Option<u64>,
+    /// Milliseconds a connection may stay silent (no message, heartbeat or pong) before it is dropped [default: 60000].
+    #[arg(long, alias = "alive_timeout", env = "SWITCHBOARD_PEERJS_ALIVE_TIMEOUT", value_name = "MS")]
+    pub alive_timeout: Option<u64>,
+    /// Most PeerJS clients connected at once [default: 5000].
+    #[arg(long, alias = "concurrent_limit", env = "SWITCHBOARD_PEERJS_CONCURRENT_LIMIT")]
+    pub concurrent_limit: Option<usize>,
+}
+
+/// Settings of the peerjs dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerjsConfig {
+    /// Key clients must give.
+    pub key: String,
+    /// API path, starting and ending with `/`.
+    pub path: String,
+    /// Whether `{path}{key}/peers` lists connected ids.
+    pub allow_discovery: bool,
+    /// How long messages for an absent id are held.
+    pub expire_timeout: Duration,
+    /// How long a silent connection lives.
+    pub alive_timeout: Duration,
+    /// Most clients at once.
+    pub concurrent_limit: usize,
+}
+
+impl Default for PeerjsConfig {
+    fn default() -> Self {
+        PeerjsConfig {
+            key: "peerjs".into(),
+            path: "/".into(),
+            allow_discovery: false,
+            expire_timeout: Duration::from_millis(5000),
+            alive_timeout: Duration::from_millis(60_000),
+            concurrent_limit: 5000,
+        }
+    }
+}
+
+impl PeerjsConfig {
+    fn from_args(a: &PeerjsArgs) -> anyhow::Result<PeerjsConfig> {
+        let d = PeerjsConfig::default();
+        let path = a.path.clone().unwrap_or(d.path);
+        if !path.starts_with('/') || path.contains(['?', '#', '{', '}', '*']) {
+            bail!("--path must start with '/' and hold no '?', '#', '{{', '}}' or '*' (got {path:?})");
+        }
+        let path = if path.ends_with('/') { path } else { format!("{path}/") };
+        let key = a.key.clone().unwrap_or(d.key);
+        if key.is_empty() || key.contains(['/', '?', '#']) {
+            bail!("--key must be non-empty and hold no '/', '?' or '#' (got {key:?})");
+        }
+        let config = PeerjsConfig {
+            key,
+            path,
+            allow_discovery: a.allow_discovery,
+            expire_timeout: a.expire_timeout.map(Duration::from_millis).unwrap_or(d.expire_timeout),
+            alive_timeout: a.alive_timeout.map(Duration::from_millis).unwrap_or(d.alive_timeout),
+            concurrent_limit: a.concurrent_limit.unwrap_or(d.concurrent_limit),
+        };
+        if config.alive_timeout < Duration::from_secs(1) {
+            bail!("--alive-timeout is in milliseconds and must be at least 1000");
+        }
+        Ok(config)
+    }
 }
 
 /// The TOML file. Every key is optional; unknown keys are an error.
@@ -245,6 +330,8 @@ pub struct Config {
     pub outbox: usize,
     /// How long shutdown waits for connections to close.
     pub shutdown_deadline: Duration,
+    /// Settings of the peerjs dialect.
+    pub peerjs: PeerjsConfig,
 }
 
 /// Outbox size: far above one call's burst of ICE candidates and presence
@@ -263,6 +350,7 @@ impl Default for Config {
             room_max: 4,
             outbox: OUTBOX_CAP,
             shutdown_deadline: Duration::from_secs(5),
+            peerjs: PeerjsConfig::default(),
         }
     }
 }
@@ -332,6 +420,7 @@ impl Config {
             room_max: args.room_max.or(file.room_max).unwrap_or(d.room_max),
             outbox: d.outbox,
             shutdown_deadline: secs(args.shutdown_deadline, file.shutdown_deadline, d.shutdown_deadline),
+            peerjs: PeerjsConfig::from_args(&args.peerjs)?,
         };
         config.validate()?;
         Ok(config)

@@ -6,13 +6,14 @@
 //! consumer: it is kicked, and what it did not read waits for its resume.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Command, Delivery, Event, Hub, HubError, Limits, Name, PeerId, PeerOpts, Reply, SpaceId};
+use crate::hub::{Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerOpts, Reply, SpaceId};
 use crate::metrics::Metrics;
 
 /// Why the server ended a connection on its own.
@@ -44,6 +45,34 @@ impl Kick {
     }
 }
 
+/// When a connection last heard from its client. The connection updates it;
+/// a contested keyed claim reads it to tell a live holder from a dead one.
+#[derive(Clone, Debug, Default)]
+pub struct Heard(Arc<AtomicU64>);
+
+/// Time base of [`Heard`]: milliseconds since the first use.
+fn clock_ms(at: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    at.saturating_duration_since(epoch).as_millis() as u64
+}
+
+impl Heard {
+    fn new(now: Instant) -> Heard {
+        Heard(Arc::new(AtomicU64::new(clock_ms(now))))
+    }
+
+    /// Records that something arrived at `now`.
+    pub fn touch(&self, now: Instant) {
+        self.0.store(clock_ms(now), Ordering::Relaxed);
+    }
+
+    /// How long the client has been silent at `now`.
+    pub fn silent_for(&self, now: Instant) -> Duration {
+        Duration::from_millis(clock_ms(now).saturating_sub(self.0.load(Ordering::Relaxed)))
+    }
+}
+
 /// What a connection holds once attached to the hub.
 #[derive(Debug)]
 pub struct Attachment {
@@ -57,6 +86,8 @@ pub struct Attachment {
     pub rx: mpsc::Receiver<Event>,
     /// Fires when the server drops this connection.
     pub kick: Kick,
+    /// Last time the client was heard; the connection keeps it current.
+    pub heard: Heard,
     /// Token to resume with, if the peer is resumable.
     pub token: Option<Name>,
     /// Whether this is a resumed peer.
@@ -67,6 +98,7 @@ pub struct Attachment {
 struct Outbox {
     tx: mpsc::Sender<Event>,
     kick: Kick,
+    heard: Heard,
     conn: u64,
 }
 
@@ -134,8 +166,10 @@ impl HubHandle {
         st.next_conn += 1;
         let (tx, rx) = mpsc::channel(cap);
         let kick = Kick::default();
+        let heard = Heard::new(Instant::now());
         let conn = st.next_conn;
-        (Attachment { peer, space, conn, rx, kick: kick.clone(), token, resumed }, Outbox { tx, kick, conn })
+        let att = Attachment { peer, space, conn, rx, kick: kick.clone(), heard: heard.clone(), token, resumed };
+        (att, Outbox { tx, kick, heard, conn })
     }
 
     /// Resumes an away (or still connected) peer by token. The new connection
@@ -159,6 +193,56 @@ impl HubHandle {
         }
         self.shared.metrics.resumed();
         self.flush(&mut st, out);
+        Ok(att)
+    }
+
+    /// Connects a connection that claims `name` under a key its client chose
+    /// (see [`Hub::connect_keyed`]). The holder's connection counts as dead
+    /// when its client has been silent for longer than `dead_after`; a
+    /// replaced or taken-over connection is kicked. The new connection first
+    /// receives, in order, everything that waited for the name's holder.
+    pub fn attach_keyed(
+        &self,
+        space: SpaceId,
+        opts: PeerOpts,
+        name: Name,
+        key: Name,
+        limit: Option<usize>,
+        dead_after: Duration,
+    ) -> Result<Attachment, HubError> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let mut out = Vec::new();
+        let now = Instant::now();
+        let outboxes = &st.outboxes;
+        let dead = |p: PeerId| outboxes.get(&p).is_none_or(|o| o.heard.silent_for(now) > dead_after);
+        let keyed = st.hub.connect_keyed(space, opts, name, key, limit, dead, &mut out)?;
+        let (peer, waiting, resumed) = match keyed {
+            Keyed::New(peer) => (peer, Vec::new(), false),
+            Keyed::Resumed(peer, waiting) => (peer, waiting, true),
+            Keyed::Replaced { peer, old, waiting } => {
+                if let Some(o) = st.outboxes.remove(&old) {
+                    o.kick.fire(KickReason::Replaced);
+                }
+                (peer, waiting, false)
+            }
+        };
+        // Sized to take everything that waited, as in `resume`.
+        let cap = self.shared.outbox_cap.max(waiting.len());
+        let (att, outbox) = self.new_outbox(st, peer, space, None, resumed, cap);
+        for event in waiting {
+            // Cannot fail: the channel is new, empty and big enough.
+            let _ = outbox.tx.try_send(event);
+        }
+        if let Some(old) = st.outboxes.insert(peer, outbox) {
+            old.kick.fire(KickReason::Replaced);
+        }
+        if resumed {
+            self.shared.metrics.resumed();
+        } else {
+            self.shared.metrics.peer_connected();
+        }
+        self.flush(st, out);
         Ok(att)
     }
 

@@ -154,6 +154,7 @@ fn router_for(l: &ListenerConfig, app: App) -> Router {
         DialectKind::Native => (routes::native::routes(app.clone()), static_dir),
         // Serves its own static files, behind its any-path WebSocket.
         DialectKind::Flutter => (routes::flutter::routes(app.clone(), static_dir), None),
+        DialectKind::Peerjs => (routes::peerjs::routes(app.clone()), static_dir),
     };
     routes::ops::with_common(routes, static_dir, app)
 }

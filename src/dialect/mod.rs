@@ -7,6 +7,7 @@
 
 pub mod flutter;
 pub mod native;
+pub mod peerjs;
 
 use crate::handle::HubHandle;
 use crate::hub::{Command, Event, HubError, PeerId, Reply, SpaceId};
@@ -82,6 +83,14 @@ pub trait Protocol: Send + 'static {
 
 /// Writes `s` as a JSON string literal (quotes included) onto `out`.
 pub fn push_json_str(out: &mut String, s: &str) {
+    // Ids and names rarely need escaping: copy those as they are.
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json's escaping; writing to a String cannot fail.
     if let Ok(quoted) = serde_json::to_string(s) {
         out.push_str(&quoted);
@@ -96,6 +105,8 @@ pub enum DialectKind {
     Native,
     /// VertexChat's Flutter app (`{"type","data"}` over a WebSocket on any path).
     Flutter,
+    /// The PeerJS server protocol, for the `peerjs` browser client.
+    Peerjs,
 }
 
 impl DialectKind {
@@ -113,6 +124,7 @@ impl DialectKind {
         match self {
             DialectKind::Native => "native",
             DialectKind::Flutter => "flutter",
+            DialectKind::Peerjs => "peerjs",
         }
     }
 
@@ -122,6 +134,8 @@ impl DialectKind {
         let port = match self {
             DialectKind::Native => 8080,
             DialectKind::Flutter => 8086,
+            // `peer`'s default port.
+            DialectKind::Peerjs => 9000,
         };
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }

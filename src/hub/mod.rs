@@ -7,15 +7,19 @@
 //! or its grace period ends, when each waiting signal's sender is told.
 
 mod calls;
+mod keyed;
 mod rooms;
 pub mod types;
 
 #[cfg(test)]
+mod keyed_tests;
+#[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+pub use keyed::Keyed;
 pub use types::*;
 
 /// Bounds that keep the hub's memory finite whatever clients do.
@@ -49,6 +53,9 @@ struct Peer {
     info: Option<Payload>,
     call: Option<CallId>,
     token: Option<Name>,
+    /// Client-chosen key that lets a new connection claim this peer's name
+    /// and continue as it ([`Hub::connect_keyed`]).
+    key: Option<Name>,
     opts: PeerOpts,
     /// Set while the peer is disconnected but may resume.
     away: Option<Away>,
@@ -83,6 +90,8 @@ pub struct Hub {
     tokens: HashMap<Name, PeerId>,
     held: HashMap<(SpaceId, Name), VecDeque<Held>>,
     held_total: usize,
+    /// Peers (connected or away) per space.
+    population: HashMap<SpaceId, usize>,
 }
 
 /// Numbers for metrics.
@@ -113,10 +122,25 @@ impl Hub {
         if let Some(t) = &token {
             self.tokens.insert(t.clone(), id);
         }
-        let peer =
-            Peer { space, names: Vec::new(), rooms: Vec::new(), info: None, call: None, token, opts, away: None };
+        let peer = Peer {
+            space,
+            names: Vec::new(),
+            rooms: Vec::new(),
+            info: None,
+            call: None,
+            token,
+            key: None,
+            opts,
+            away: None,
+        };
         self.peers.insert(id, peer);
+        *self.population.entry(space).or_default() += 1;
         id
+    }
+
+    /// Peers (connected or away) in a space.
+    pub fn population(&self, space: SpaceId) -> usize {
+        self.population.get(&space).copied().unwrap_or(0)
     }
 
     /// Whether the peer exists (connected or away).
@@ -331,6 +355,10 @@ impl Hub {
     /// event that waited for it. A peer still marked connected is taken over.
     pub fn resume(&mut self, token: &str, out: &mut Vec<Delivery>) -> Result<(PeerId, Vec<Event>), HubError> {
         let id = *self.tokens.get(token).ok_or(HubError::BadToken)?;
+        self.resume_id(id, out)
+    }
+
+    fn resume_id(&mut self, id: PeerId, out: &mut Vec<Delivery>) -> Result<(PeerId, Vec<Event>), HubError> {
         let peer = self.peers.get_mut(&id).ok_or(HubError::BadToken)?;
         let waiting = peer.away.take().map(|a| Vec::from(a.queue)).unwrap_or_default();
         if let Some(call) = peer.call
@@ -347,6 +375,12 @@ impl Hub {
         let Some(mut peer) = self.peers.remove(&id) else { return };
         if let Some(t) = &peer.token {
             self.tokens.remove(t);
+        }
+        if let Some(n) = self.population.get_mut(&peer.space) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.population.remove(&peer.space);
+            }
         }
         let waiting = peer.away.take().map(|a| a.queue).unwrap_or_default();
         for event in unsent.into_iter().chain(waiting) {
@@ -410,7 +444,13 @@ impl Hub {
             !queue.is_empty()
         });
         self.held_total -= expired.len();
+        // One notice per sender and name for what expired together (an offer
+        // and its candidates), not one per message.
+        let mut told: HashSet<(PeerId, Name)> = HashSet::new();
         for (name, h) in expired {
+            if !told.insert((h.from, name.clone())) {
+                continue;
+            }
             if let Event::Signal { kind, .. } = h.event {
                 let notice =
                     Event::Undeliverable { to: Target::Name(name), kind, mark: h.mark, reason: Undelivered::Expired };

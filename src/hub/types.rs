@@ -32,6 +32,11 @@ impl Payload {
     pub fn get(&self) -> &str {
         self.0.get()
     }
+
+    /// Whether both share the same text (one was cloned from the other).
+    pub fn same(&self, other: &Payload) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl PartialEq for Payload {
@@ -399,6 +404,9 @@ pub enum HubError {
     /// No detached peer has that resume token.
     #[error("that resume token is unknown or expired; connect as a new peer")]
     BadToken,
+    /// The space already has as many peers as it may.
+    #[error("the server has reached its limit of {0} peers; try again later")]
+    SpaceFull(usize),
 }
 
 impl HubError {
@@ -415,6 +423,7 @@ impl HubError {
             HubError::NotInRoom(_) => "not_in_room",
             HubError::QueueFull(_) => "queue_full",
             HubError::BadToken => "bad_token",
+            HubError::SpaceFull(_) => "space_full",
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod flutter;
 pub mod native;
 pub mod ops;
+pub mod peerjs;
 
 use axum::extract::WebSocketUpgrade;
 use axum::http::StatusCode;

@@ -171,6 +171,7 @@ async fn drive<P: Protocol>(
                 }
                 msg = socket.recv() => {
                     last_heard = Instant::now();
+                    att.heard.touch(last_heard);
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
                         Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
