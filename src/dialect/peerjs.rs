@@ -1,5 +1,5 @@
 //! The PeerJS server protocol, as the official `peerjs` browser client and
-//! the npm `peer` server speak it (documented in `docs/peerjs.md`).
+//! the npm `peer` server speak it (see the PeerJS section of README.md).
 //!
 //! The client picks its id and a token in the WebSocket URL; registration
 //! (OPEN, ID-TAKEN, ERROR) happens before a connection reaches this state
