@@ -115,7 +115,10 @@ impl DialectKind {
     pub fn wants_tls(self) -> bool {
         match self {
             DialectKind::Native => false,
+            // VertexChat's server is HTTPS/WSS only (`ssl/server.cert`).
             DialectKind::Flutter => true,
+            // `peer` serves plain HTTP/ws unless given a certificate.
+            DialectKind::Peerjs => false,
         }
     }
 
