@@ -60,7 +60,8 @@ pub struct ServeArgs {
     /// TOML configuration file (see examples/); flags override it.
     #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080; flutter: 127.0.0.1:8086].
+    /// Address to listen on [default: 127.0.0.1 and the dialect's port: native 8080,
+    /// basic 8888, one2one 8000 or $PORT, flutter 8086].
     #[arg(long, env = "SWITCHBOARD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Wire protocol of that listener [default: native].
@@ -374,7 +375,10 @@ impl Config {
             let dialect = args.dialect.unwrap_or(DialectKind::Native);
             vec![ListenerConfig {
                 dialect,
-                listen: args.listen.unwrap_or(dialect.default_listen()),
+                listen: match args.listen {
+                    Some(addr) => addr,
+                    None => default_listen(dialect, std::env::var("PORT").ok().as_deref())?,
+                },
                 static_dir: args.static_dir.clone(),
                 tls_cert: args.tls_cert.clone(),
                 tls_key: args.tls_key.clone(),
@@ -453,6 +457,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Where a listener of `dialect` listens when no address is given: loopback
+/// on the original system's port. `one2one` honours `port_env` (the `PORT`
+/// variable) as the original does.
+pub fn default_listen(dialect: DialectKind, port_env: Option<&str>) -> anyhow::Result<SocketAddr> {
+    let port = match (dialect, port_env) {
+        (DialectKind::One2one, Some(p)) if !p.trim().is_empty() => p.trim().parse::<u16>().map_err(|_| {
+            anyhow::anyhow!("PORT={p:?} is not a port number; set PORT to 1-65535 or give --listen ADDR:PORT")
+        })?,
+        _ => return Ok(dialect.default_listen()),
+    };
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {

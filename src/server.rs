@@ -155,6 +155,14 @@ fn router_for(l: &ListenerConfig, app: App) -> Router {
         // Serves its own static files, behind its any-path WebSocket.
         DialectKind::Flutter => (routes::flutter::routes(app.clone(), static_dir), None),
         DialectKind::Peerjs => (routes::peerjs::routes(app.clone()), static_dir),
+        DialectKind::Basic => (routes::basic::routes(app.clone()), static_dir),
+        DialectKind::One2one => (routes::one2one::routes(app.clone()), static_dir),
     };
-    routes::ops::with_common(routes, static_dir, app)
+    let router = routes::ops::with_common(routes, static_dir, app.clone());
+    match l.dialect {
+        DialectKind::Native | DialectKind::Flutter | DialectKind::Peerjs => router,
+        // Wraps the ops routes and static files too: every path upgrades.
+        DialectKind::Basic => routes::basic::upgrade_any_path(router, app),
+        DialectKind::One2one => routes::one2one::refuse_other_upgrades(router),
+    }
 }

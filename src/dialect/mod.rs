@@ -5,9 +5,11 @@
 //! a socket: the transport feeds it frames and sends what it leaves in
 //! [`Ctx::out`]. Routing belongs to the hub; dialects only translate.
 
+pub mod basic;
 pub mod flutter;
 pub mod native;
 pub mod peerjs;
+pub mod one2one;
 
 use crate::handle::HubHandle;
 use crate::hub::{Command, Event, HubError, PeerId, Reply, SpaceId};
@@ -107,6 +109,12 @@ pub enum DialectKind {
     Flutter,
     /// The PeerJS server protocol, for the `peerjs` browser client.
     Peerjs,
+    /// peterforgacs/web-rtc `basic/`: login/offer/answer/candidate/leave, WebSocket on any path.
+    Basic,
+    /// lotas/webrtc-signal-sample: register/call over a WebSocket at `/call`, app files via --static.
+    #[serde(rename = "one2one")]
+    #[value(name = "one2one")]
+    One2one,
 }
 
 impl DialectKind {
@@ -119,6 +127,8 @@ impl DialectKind {
             DialectKind::Flutter => true,
             // `peer` serves plain HTTP/ws unless given a certificate.
             DialectKind::Peerjs => false,
+            // Both originals are plain HTTP/ws.
+            DialectKind::Basic | DialectKind::One2one => false,
         }
     }
 
@@ -128,6 +138,8 @@ impl DialectKind {
             DialectKind::Native => "native",
             DialectKind::Flutter => "flutter",
             DialectKind::Peerjs => "peerjs",
+            DialectKind::Basic => "basic",
+            DialectKind::One2one => "one2one",
         }
     }
 
@@ -139,6 +151,8 @@ impl DialectKind {
             DialectKind::Flutter => 8086,
             // `peer`'s default port.
             DialectKind::Peerjs => 9000,
+            DialectKind::Basic => 8888,
+            DialectKind::One2one => 8000,
         };
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }

@@ -167,6 +167,14 @@ impl Hub {
         ids.into_iter().map(|id| self.info(id)).collect()
     }
 
+    /// Every name held in a space: peers in connect order, each peer's names
+    /// in claim order (a registry listing for dialects that have one).
+    pub fn names_in(&self, space: SpaceId) -> Vec<Name> {
+        let mut peers: Vec<(&PeerId, &Peer)> = self.peers.iter().filter(|(_, p)| p.space == space).collect();
+        peers.sort_by_key(|(id, _)| **id);
+        peers.into_iter().flat_map(|(_, p)| p.names.iter().cloned()).collect()
+    }
+
     /// Members of a room, in join order.
     pub fn members(&self, space: SpaceId, room: &str) -> Vec<PeerInfo> {
         self.rooms

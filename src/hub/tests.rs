@@ -273,3 +273,18 @@ fn joining_again_with_a_profile_replaces_it_and_tells_the_others() {
     }
     assert_eq!(w.hub.members(S, "r").iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b]);
 }
+
+#[test]
+fn names_in_lists_every_name_of_a_space_in_connect_then_claim_order() {
+    let mut w = World::new();
+    let a = w.peer("alice", 0);
+    let b = w.peer("bob", 0);
+    w.cmd(a, Command::Claim { name: "alice2".into(), exclusive: true }).expect("second name");
+    let other = w.hub.connect(SpaceId(1), opts(0), None);
+    w.cmd(other, Command::Claim { name: "carol".into(), exclusive: true }).expect("other space");
+    let names: Vec<String> = w.hub.names_in(S).iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, ["alice", "alice2", "bob"]);
+    w.hub.disconnect(b, true, Vec::new(), w.now, &mut w.out);
+    let names: Vec<String> = w.hub.names_in(S).iter().map(|n| n.to_string()).collect();
+    assert_eq!(names, ["alice", "alice2"]);
+}

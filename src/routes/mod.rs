@@ -2,8 +2,10 @@
 //! listener has. Route handlers only pick a dialect state machine and hand
 //! the socket to [`crate::transport::ws::run_connection`].
 
+pub mod basic;
 pub mod flutter;
 pub mod native;
+pub mod one2one;
 pub mod ops;
 pub mod peerjs;
 

@@ -1,0 +1,255 @@
+//! The `basic` dialect: peterforgacs/web-rtc `basic/` (protocols.md §1.2), a
+//! pure relay by name over a raw WebSocket: `login`, `offer`, `answer`,
+//! `candidate`, `leave`, `message`, each a JSON object with a `type`.
+//!
+//! Names are hub names (exclusive claims); relays are hub signals to
+//! `Target::Name` with [`Missing::Drop`], so an unknown target is silently
+//! ignored, as the original does for `offer`/`answer`/`candidate` (and as we
+//! do instead of crashing for `leave`/`message`).
+//!
+//! Per-connection state, all in [`Basic`]:
+//! - `name`: the original's `connection.name`, the latest successful login.
+//!   The sender's frame builder needs it, so each relayed frame is built
+//!   completely by the *sender's* connection and travels as the signal's
+//!   opaque payload; the receiver writes it out unchanged.
+//! - `other`: the original's `connection.otherName`, set by the sender of an
+//!   `offer`/`answer` and cleared on the *receiving* side when a `leave` or
+//!   `message` arrives (the original clears the target's field when relaying
+//!   those). It decides who gets a `leave` when the connection closes.
+//!
+//! Sub-values (`offer`, `answer`, `candidate`, `message`) are forwarded as the
+//! raw JSON text the client sent (the original re-serialises them with
+//! `JSON.stringify`; for browser clients, which send compact JSON, the bytes
+//! are the same). A key present with `null` stays `null`; a missing key is
+//! left out, as `JSON.stringify` leaves out `undefined`.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{Ctx, Protocol, push_json_str};
+use crate::hub::{Command, Event, HubError, Missing, Name, Payload, Reply, Target};
+
+/// One `basic` connection.
+#[derive(Debug, Default)]
+pub struct Basic {
+    /// `connection.name`: latest successful login; sent as `name` in relays.
+    name: Option<Name>,
+    /// `connection.otherName`: the peer this connection last offered to or
+    /// answered; told `leave` when this connection closes.
+    other: Option<Name>,
+}
+
+impl Basic {
+    /// State for a new connection.
+    pub fn new() -> Basic {
+        Basic::default()
+    }
+}
+
+/// The fields of one message, by key; the last duplicate wins, as in
+/// `JSON.parse`. Anything that is not a JSON object reads as `{}`.
+type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+
+fn parse(text: &str) -> Fields<'_> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+/// A field that is a JSON string, decoded.
+fn str_field(fields: &Fields<'_>, key: &str) -> Option<String> {
+    let raw = fields.get(key)?;
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// How JavaScript's `"" + value` renders a parsed JSON value (for the
+/// `Unrecognized command: ` error); `undefined` when absent.
+fn js_string(v: Option<&Value>) -> String {
+    match v {
+        None => "undefined".into(),
+        Some(Value::Null) => "null".into(),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(_)) => "[object Object]".into(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| if i.is_null() { String::new() } else { js_string(Some(i)) })
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// Builds `{"type":<ty>,<key>:<raw>...}` in the given order, leaving out
+/// absent values (`JSON.stringify` drops `undefined`).
+fn frame(ty: &str, fields: &[(&str, Option<&str>)]) -> String {
+    let mut s = String::with_capacity(64);
+    s.push_str(r#"{"type":"#);
+    push_json_str(&mut s, ty);
+    for (key, value) in fields {
+        if let Some(value) = value {
+            s.push(',');
+            push_json_str(&mut s, key);
+            s.push(':');
+            s.push_str(value);
+        }
+    }
+    s.push('}');
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_str(&mut out, s);
+    out
+}
+
+const LOGIN_OK: &str = r#"{"type":"login","success":true}"#;
+const LOGIN_TAKEN: &str = r#"{"type":"login","success":false}"#;
+
+impl Basic {
+    /// Relays a finished frame to the peer named `to`; true if it was
+    /// delivered (or queued), false if nobody holds that name.
+    fn relay(&self, ctx: &mut Ctx<'_>, kind: &str, to: Option<&str>, frame: String) -> bool {
+        let Some(to) = to else {
+            tracing::debug!(kind, "no target name: dropped");
+            return false;
+        };
+        let payload = match Payload::parse(&frame) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(kind, error = %e, "could not build the relayed frame: dropped");
+                return false;
+            }
+        };
+        let cmd = Command::Signal {
+            to: Target::Name(Name::from(to)),
+            kind: Name::from(kind),
+            payload,
+            missing: Missing::Drop,
+            mark: None,
+        };
+        match ctx.dispatch(cmd) {
+            Ok(Reply::Sent | Reply::Queued) => true,
+            Ok(_) => {
+                tracing::debug!(kind, to, "unknown target: dropped");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(kind, to, error = %e, "relay failed");
+                false
+            }
+        }
+    }
+
+    fn login(&mut self, name: Option<String>, ctx: &mut Ctx<'_>) {
+        let Some(name) = name else {
+            // The original would register the name "undefined"; we refuse.
+            tracing::debug!("login without a string name: refused");
+            ctx.send(LOGIN_TAKEN.into());
+            return;
+        };
+        // `users[name]` exists, even when it is this very connection.
+        if ctx.hub.read(|h| h.lookup(ctx.space, &name)).is_some() {
+            ctx.send(LOGIN_TAKEN.into());
+            return;
+        }
+        match ctx.dispatch(Command::Claim { name: Name::from(name.as_str()), exclusive: true }) {
+            Ok(_) => {
+                // Quirk of `basic`: a connection may log in several times under
+                // different names; all stay mapped to it, the latest is its own.
+                self.name = Some(Name::from(name));
+                ctx.send(LOGIN_OK.into());
+            }
+            Err(HubError::NameTaken(_)) => ctx.send(LOGIN_TAKEN.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "login failed");
+                ctx.send(LOGIN_TAKEN.into());
+            }
+        }
+    }
+
+    fn sender_name(&self) -> Option<String> {
+        self.name.as_deref().map(json_str)
+    }
+}
+
+impl Protocol for Basic {
+    fn received(&mut self, text: &str, ctx: &mut Ctx<'_>) {
+        // Invalid JSON (or anything not an object) is treated as `{}`.
+        let fields = parse(text);
+        let ty = fields.get("type").and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        let target = str_field(&fields, "name");
+        let raw = |key: &str| fields.get(key).map(|r| r.get());
+        match ty.as_ref().and_then(Value::as_str) {
+            Some("login") => self.login(target, ctx),
+            Some("offer") => {
+                let sender = self.sender_name();
+                let f = frame("offer", &[("offer", raw("offer")), ("name", sender.as_deref())]);
+                if self.relay(ctx, "offer", target.as_deref(), f) {
+                    self.other = target.map(Name::from);
+                }
+            }
+            Some("answer") => {
+                // Quirk of `basic`: the relayed answer does not name its sender.
+                let f = frame("answer", &[("answer", raw("answer"))]);
+                if self.relay(ctx, "answer", target.as_deref(), f) {
+                    self.other = target.map(Name::from);
+                }
+            }
+            Some("candidate") => {
+                let f = frame("candidate", &[("candidate", raw("candidate"))]);
+                self.relay(ctx, "candidate", target.as_deref(), f);
+            }
+            Some("leave") => {
+                // The original crashes on an unknown target; we drop silently.
+                // Quirk of `basic`: the sender's own `otherName` is not cleared.
+                self.relay(ctx, "leave", target.as_deref(), frame("leave", &[]));
+            }
+            Some("message") => {
+                // Unknown target (including the client's literal "name" when it
+                // has no peer) crashes the original; we drop silently.
+                let sender = self.sender_name();
+                let f = frame("message", &[("message", raw("message")), ("name", sender.as_deref())]);
+                self.relay(ctx, "message", target.as_deref(), f);
+            }
+            _ => {
+                let message = format!("Unrecognized command: {}", js_string(ty.as_ref()));
+                ctx.send(frame("error", &[("message", Some(&json_str(&message)))]));
+            }
+        }
+    }
+
+    fn deliver(&mut self, event: Event, ctx: &mut Ctx<'_>) {
+        match event {
+            Event::Signal { kind, payload, .. } => {
+                // Quirk of `basic`: relaying `leave` or `message` clears the
+                // target's `otherName`, so its own later disconnect is silent.
+                if matches!(&*kind, "leave" | "message") {
+                    self.other = None;
+                }
+                ctx.send(payload.get().to_string());
+            }
+            other => tracing::debug!(event = ?other, "event with no `basic` equivalent: ignored"),
+        }
+    }
+
+    fn closing(&mut self, ctx: &mut Ctx<'_>) {
+        // Quirk of `basic`: a logged-in connection that offered or answered
+        // tells that peer `leave` when it closes. The original registers one
+        // close handler per message received and so sends one `leave` per
+        // message; the client treats repeats as no-ops (each only resets its
+        // already reset call), so we send exactly one.
+        let logged_in = self.name.as_deref().is_some_and(|n| !n.is_empty());
+        let Some(other) = self.other.take().filter(|_| logged_in) else { return };
+        // A `leave` to itself would crash the original; it has nobody to tell.
+        if ctx.hub.read(|h| h.lookup(ctx.space, &other)) == Some(ctx.peer) {
+            return;
+        }
+        self.relay(ctx, "leave", Some(&other), frame("leave", &[]));
+    }
+}
