@@ -8,8 +8,8 @@
 pub mod basic;
 pub mod flutter;
 pub mod native;
-pub mod peerjs;
 pub mod one2one;
+pub mod peerjs;
 
 use crate::handle::HubHandle;
 use crate::hub::{Command, Event, HubError, PeerId, Reply, SpaceId};
