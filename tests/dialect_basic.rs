@@ -352,3 +352,16 @@ async fn plain_http_with_static_serves_files() {
     expect(&mut c, r#"{"type":"login","success":true}"#).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn refusals_are_counted_in_metrics() {
+    let s = server().await;
+    let _a = login(&s, "alice").await;
+    let mut b = connect(&s).await;
+    b.send_text(r#"{"type":"login","name":"alice"}"#).await;
+    expect(&mut b, r#"{"type":"login","success":false}"#).await;
+    b.send_text("not json").await;
+    expect(&mut b, r#"{"type":"error","message":"Unrecognized command: undefined"}"#).await;
+    assert_eq!(s.metric(r#"switchboard_errors_total{code="name_taken"}"#).await, 1.0);
+    assert_eq!(s.metric(r#"switchboard_errors_total{code="unknown_type"}"#).await, 1.0);
+}

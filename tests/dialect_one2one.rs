@@ -390,3 +390,17 @@ fn default_listen_uses_each_originals_port_and_one2one_honours_port() {
     let err = default_listen(DialectKind::One2one, Some("eighty")).expect_err("not a port");
     assert!(err.to_string().contains("PORT"), "{err}");
 }
+
+#[tokio::test]
+async fn refusals_and_bad_json_are_counted_in_metrics() {
+    let s = server().await;
+    let mut a = register(&s, "user1").await;
+    a.send_text(r#"{"id":"register","name":"user1"}"#).await;
+    expect(&mut a, r#"{"id":"registerResponse","response":"rejected"}"#).await;
+    a.send_text(&call("user1", "nobody")).await;
+    expect(&mut a, r#"{"id":"callResponse","response":"rejected","message":"User not registered"}"#).await;
+    a.send_text("not json").await;
+    assert_eq!(s.metric(r#"switchboard_errors_total{code="name_taken"}"#).await, 1.0);
+    assert_eq!(s.metric(r#"switchboard_errors_total{code="unknown_peer"}"#).await, 1.0);
+    s.wait_metric(r#"switchboard_errors_total{code="bad_json"}"#, |v| v == 1.0).await;
+}

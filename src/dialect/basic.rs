@@ -150,11 +150,13 @@ impl Basic {
         let Some(name) = name else {
             // The original would register the name "undefined"; we refuse.
             tracing::debug!("login without a string name: refused");
+            ctx.hub.metrics().error("bad_request");
             ctx.send(LOGIN_TAKEN.into());
             return;
         };
         // `users[name]` exists, even when it is this very connection.
         if ctx.hub.read(|h| h.lookup(ctx.space, &name)).is_some() {
+            ctx.hub.metrics().error("name_taken");
             ctx.send(LOGIN_TAKEN.into());
             return;
         }
@@ -218,6 +220,7 @@ impl Protocol for Basic {
                 self.relay(ctx, "message", target.as_deref(), f);
             }
             _ => {
+                ctx.hub.metrics().error("unknown_type");
                 let message = format!("Unrecognized command: {}", js_string(ty.as_ref()));
                 ctx.send(frame("error", &[("message", Some(&json_str(&message)))]));
             }

@@ -147,12 +147,14 @@ impl One2one {
     fn register(&mut self, name: Option<String>, ctx: &mut Ctx<'_>) {
         let Some(name) = name else {
             tracing::debug!("register without a string name: rejected");
+            ctx.hub.metrics().error("bad_request");
             ctx.send(REGISTER_REJECTED.into());
             return;
         };
         // No empty-name check, as in the original. A name this connection
         // already holds is "already registered" too.
         if lookup(ctx, Some(&name)).is_some() {
+            ctx.hub.metrics().error("name_taken");
             ctx.send(REGISTER_REJECTED.into());
             return;
         }
@@ -175,10 +177,12 @@ impl One2one {
         // not necessarily this socket.
         let Some(caller) = lookup(ctx, from.as_deref()) else {
             tracing::warn!(from = ?from, "call from an unregistered name: rejected (the original crashes)");
+            ctx.hub.metrics().error("unknown_peer");
             ctx.send(CALL_UNKNOWN.into());
             return;
         };
         let Some(callee) = lookup(ctx, to.as_deref()) else {
+            ctx.hub.metrics().error("unknown_peer");
             send_to(ctx, caller, "callResponse", CALL_UNKNOWN.into());
             return;
         };
@@ -244,6 +248,7 @@ impl Protocol for One2one {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "not a JSON object: ignored (the original crashes)");
+                ctx.hub.metrics().error("bad_json");
                 return;
             }
         };
