@@ -185,6 +185,7 @@ async fn drive<P: Protocol>(
                             break 'conn End::Abrupt;
                         }
                         Some(Ok(_)) => continue, // ping/pong: answered by the library
+                        Some(Err(e)) if is_too_big(&e) => break 'conn too_big(limits.max_frame),
                         Some(Err(e)) => {
                             debug!(error = %e, "read failed");
                             break 'conn End::Abrupt;
@@ -192,8 +193,7 @@ async fn drive<P: Protocol>(
                         None => break 'conn End::Abrupt,
                     };
                     if text.len() > limits.max_frame {
-                        let reason = format!("message too big: the limit is {} bytes", limits.max_frame);
-                        break 'conn End::Closed(Close { code: 1009, reason });
+                        break 'conn too_big(limits.max_frame);
                     }
                     if !bucket.take() {
                         let reason = format!("rate limit exceeded: at most {} messages/s", limits.rate);
@@ -256,6 +256,17 @@ fn kicked(reason: KickReason) -> End {
     };
     warn!(reason, "kicked");
     End::Closed(Close { code: 1008, reason: reason.into() })
+}
+
+fn too_big(max_frame: usize) -> End {
+    End::Closed(Close { code: 1009, reason: format!("message too big: the limit is {max_frame} bytes") })
+}
+
+/// Whether a read failed because the WebSocket library refused a message
+/// over its own size cap (set above `max_frame`).
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    matches!(e.source().and_then(|s| s.downcast_ref::<tungstenite::Error>()), Some(tungstenite::Error::Capacity(_)))
 }
 
 fn restarting() -> End {
