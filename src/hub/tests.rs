@@ -288,3 +288,246 @@ fn names_in_lists_every_name_of_a_space_in_connect_then_claim_order() {
     let names: Vec<String> = w.hub.names_in(S).iter().map(|n| n.to_string()).collect();
     assert_eq!(names, ["alice", "alice2"]);
 }
+
+/// Events delivered, as (recipient, event), for compact assertions.
+fn ended(out: &[Delivery]) -> Vec<(PeerId, EndReason)> {
+    out.iter()
+        .filter_map(|d| match d.event {
+            Event::Ended { reason, .. } => Some((d.to, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_the_callee_may_accept_and_only_once() {
+    let mut w = World::new();
+    let (a, b, c) = (w.peer("a", 0), w.peer("b", 0), w.peer("c", 0));
+    let call = w.ring(a, b);
+    w.take();
+    assert_eq!(w.cmd(a, Command::Accept { call }), Err(HubError::UnknownCall(call)));
+    assert_eq!(w.cmd(c, Command::Accept { call }), Err(HubError::UnknownCall(call)));
+    assert_eq!(w.cmd(b, Command::Accept { call }), Ok(Reply::Done));
+    assert_eq!(w.cmd(b, Command::Accept { call }), Err(HubError::UnknownCall(call)));
+    assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Accepted { .. } }] if *to == a));
+}
+
+#[test]
+fn only_the_callee_may_reject_and_only_while_ringing() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let call = w.ring(a, b);
+    assert_eq!(w.cmd(a, Command::Reject { call, reason: None }), Err(HubError::UnknownCall(call)));
+    w.cmd(b, Command::Accept { call }).unwrap();
+    assert_eq!(w.cmd(b, Command::Reject { call, reason: None }), Err(HubError::UnknownCall(call)));
+    assert_eq!(w.cmd(a, Command::Cancel { call }), Err(HubError::UnknownCall(call)), "no cancel once answered");
+    assert_eq!(w.hub.census().calls, 1);
+}
+
+#[test]
+fn either_side_may_hang_up_a_ringing_call() {
+    for callee_hangs_up in [false, true] {
+        let mut w = World::new();
+        let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+        let call = w.ring(a, b);
+        w.take();
+        let (who, partner) = if callee_hangs_up { (b, a) } else { (a, b) };
+        w.cmd(who, Command::Hangup { call }).unwrap();
+        assert_eq!(ended(&w.take()), [(partner, EndReason::Hangup)]);
+        assert_eq!((w.hub.call_of(a), w.hub.call_of(b)), (None, None));
+    }
+}
+
+#[test]
+fn strangers_cannot_touch_a_call() {
+    let mut w = World::new();
+    let (a, b, c) = (w.peer("a", 0), w.peer("b", 0), w.peer("c", 0));
+    let call = w.ring(a, b);
+    for cmd in [Command::Hangup { call }, Command::Cancel { call }, Command::Reject { call, reason: None }] {
+        assert_eq!(w.cmd(c, cmd), Err(HubError::UnknownCall(call)));
+    }
+    let nowhere = CallId(999);
+    assert_eq!(w.cmd(a, Command::Hangup { call: nowhere }), Err(HubError::UnknownCall(nowhere)));
+    assert_eq!(w.hub.call_of(a), Some(call));
+}
+
+#[test]
+fn calling_oneself_or_nobody_is_refused() {
+    let mut w = World::new();
+    let a = w.peer("a", 0);
+    assert_eq!(w.cmd(a, Command::Ring { to: Target::Id(a), meta: None }), Err(HubError::SelfCall));
+    assert_eq!(w.cmd(a, Command::Ring { to: Target::Name("a".into()), meta: None }), Err(HubError::SelfCall));
+    let ghost = Target::Name("ghost".into());
+    assert_eq!(w.cmd(a, Command::Ring { to: ghost.clone(), meta: None }), Err(HubError::UnknownPeer(ghost)));
+    assert_eq!(w.hub.census().calls, 0);
+}
+
+#[test]
+fn a_caller_in_a_call_cannot_ring_another() {
+    let mut w = World::new();
+    let (a, b, c) = (w.peer("a", 0), w.peer("b", 0), w.peer("c", 0));
+    let call = w.ring(a, b);
+    assert_eq!(w.cmd(a, Command::Ring { to: Target::Id(c), meta: None }), Err(HubError::AlreadyInCall));
+    assert_eq!(w.cmd(b, Command::Ring { to: Target::Id(c), meta: None }), Err(HubError::AlreadyInCall));
+    w.cmd(b, Command::Accept { call }).unwrap();
+    assert_eq!(
+        w.cmd(c, Command::Ring { to: Target::Name("a".into()), meta: None }),
+        Err(HubError::Busy(Target::Name("a".into())))
+    );
+    assert_eq!(w.hub.call_of(c), None);
+}
+
+#[test]
+fn an_answered_call_never_times_out() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let call = w.ring(a, b);
+    w.cmd(b, Command::Accept { call }).unwrap();
+    w.take();
+    w.hub.tick(w.now + Limits::default().ring_timeout * 2, &mut w.out);
+    assert!(w.take().is_empty());
+    assert_eq!(w.hub.call_of(a), Some(call));
+}
+
+#[test]
+fn a_partner_away_is_announced_then_back_then_gone_after_grace() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 10), w.peer("b", 10));
+    let call = w.ring(a, b);
+    w.cmd(b, Command::Accept { call }).unwrap();
+    w.take();
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    assert!(
+        matches!(&w.take()[..], [Delivery { to, event: Event::PartnerAway { peer, .. } }] if *to == a && *peer == b)
+    );
+    assert_eq!(w.hub.census().away, 1);
+    w.hub.resume("tok-b", &mut w.out).unwrap();
+    assert!(
+        matches!(&w.take()[..], [Delivery { to, event: Event::PartnerBack { peer, .. } }] if *to == a && *peer == b)
+    );
+    assert_eq!(w.hub.call_of(b), Some(call), "the call survives a resume");
+
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    w.take();
+    w.hub.tick(w.now + Duration::from_secs(9), &mut w.out);
+    assert!(w.take().is_empty(), "still within grace");
+    w.hub.tick(w.now + Duration::from_secs(10), &mut w.out);
+    assert_eq!(ended(&w.take()), [(a, EndReason::PeerGone)]);
+    assert_eq!(w.hub.call_of(a), None);
+}
+
+#[test]
+fn the_away_queue_is_bounded() {
+    let mut w = World::new();
+    w.hub = Hub::new(Limits { away_queue: 3, ..Limits::default() });
+    let (a, b) = (w.peer("a", 30), w.peer("b", 30));
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    for i in 0..3 {
+        assert_eq!(w.signal(a, b, &i.to_string()), Ok(Reply::Queued));
+    }
+    assert_eq!(w.signal(a, b, "3"), Err(HubError::QueueFull(Target::Id(b))));
+    let (_, waiting) = w.hub.resume("tok-b", &mut w.out).unwrap();
+    assert_eq!(waiting.len(), 3);
+}
+
+#[test]
+fn held_signals_are_bounded_per_name_and_in_total() {
+    let mut w = World::new();
+    w.hub = Hub::new(Limits { hold_per_name: 2, hold_total: 3, ..Limits::default() });
+    let a = w.peer("a", 0);
+    let hold = |to: &str| Command::Signal {
+        to: Target::Name(to.into()),
+        kind: "OFFER".into(),
+        payload: payload("{}"),
+        missing: Missing::Hold(Duration::from_secs(5)),
+        mark: None,
+    };
+    assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
+    assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
+    assert_eq!(w.cmd(a, hold("x")), Err(HubError::QueueFull(Target::Name("x".into()))));
+    assert_eq!(w.cmd(a, hold("y")), Ok(Reply::Queued));
+    assert_eq!(w.cmd(a, hold("z")), Err(HubError::QueueFull(Target::Name("z".into()))));
+    assert_eq!(w.hub.census().held, 3);
+}
+
+#[test]
+fn a_clean_goodbye_reports_unsent_signals_to_their_senders() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 30), w.peer("b", 30));
+    w.signal(a, b, "7").unwrap();
+    let unsent: Vec<Event> = w.take().into_iter().map(|d| d.event).collect();
+    w.hub.disconnect(b, true, unsent, w.now, &mut w.out);
+    assert!(matches!(
+        &w.take()[..],
+        [Delivery { to, event: Event::Undeliverable { mark: Some(m), reason: Undelivered::PeerGone, .. } }]
+            if *to == a && m.get() == "\"7\""
+    ));
+    assert!(!w.hub.contains(b), "a goodbye is final even with a grace period");
+}
+
+#[test]
+fn unknown_targets_follow_the_missing_policy() {
+    let mut w = World::new();
+    let a = w.peer("a", 0);
+    let to = Target::Name("ghost".into());
+    let sig =
+        |missing| Command::Signal { to: to.clone(), kind: "k".into(), payload: payload("1"), missing, mark: None };
+    assert_eq!(w.cmd(a, sig(Missing::Drop)), Ok(Reply::Dropped));
+    assert_eq!(w.cmd(a, sig(Missing::Report)), Err(HubError::UnknownPeer(to.clone())));
+    assert!(w.take().is_empty());
+}
+
+#[test]
+fn leaving_a_room_tells_the_rest_and_empty_rooms_vanish() {
+    let mut w = World::new();
+    let (a, b) = (w.peer("a", 0), w.peer("b", 0));
+    let join = Command::Join { room: "r".into(), info: None, max: None };
+    w.cmd(a, join.clone()).unwrap();
+    w.cmd(b, join.clone()).unwrap();
+    // Joining again changes nothing and tells nobody.
+    w.take();
+    assert!(matches!(w.cmd(b, join), Ok(Reply::Joined { members }) if members.len() == 1));
+    assert!(w.take().is_empty());
+    assert_eq!(w.cmd(b, Command::Leave { room: "r".into() }), Ok(Reply::Done));
+    assert!(matches!(&w.take()[..], [Delivery { to, event: Event::Left { peer, .. } }] if *to == a && peer.id == b));
+    assert_eq!(w.cmd(b, Command::Leave { room: "r".into() }), Err(HubError::NotInRoom("r".into())));
+    w.cmd(a, Command::Leave { room: "r".into() }).unwrap();
+    assert_eq!(w.hub.census().rooms, 0);
+    assert!(w.hub.members(S, "r").is_empty());
+}
+
+#[test]
+fn broadcast_reaches_every_other_member_only() {
+    let mut w = World::new();
+    let (a, b, c, d) = (w.peer("a", 0), w.peer("b", 0), w.peer("c", 0), w.peer("d", 0));
+    for p in [a, b, c] {
+        w.cmd(p, Command::Join { room: "r".into(), info: None, max: None }).unwrap();
+    }
+    w.take();
+    let cast = |room: &str| Command::Broadcast { room: room.into(), kind: "k".into(), payload: payload("{\"x\":1}") };
+    assert_eq!(w.cmd(a, cast("r")), Ok(Reply::Sent));
+    let mut to: Vec<PeerId> = w
+        .take()
+        .into_iter()
+        .map(|d| match d.event {
+            Event::Signal { from, room: Some(room), .. } if from.id == a && &*room == "r" => d.to,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    to.sort();
+    assert_eq!(to, [b, c]);
+    assert_eq!(w.cmd(d, cast("r")), Err(HubError::NotInRoom("r".into())));
+}
+
+#[test]
+fn a_shared_name_finds_its_earliest_holder() {
+    let mut w = World::new();
+    let (a, b) = (w.hub.connect(S, opts(0), None), w.hub.connect(S, opts(0), None));
+    for p in [a, b] {
+        w.cmd(p, Command::Claim { name: "desk".into(), exclusive: false }).unwrap();
+    }
+    assert_eq!(w.hub.lookup(S, "desk"), Some(a));
+    w.hub.disconnect(a, true, Vec::new(), w.now, &mut w.out);
+    assert_eq!(w.hub.lookup(S, "desk"), Some(b));
+    assert_eq!(w.cmd(b, Command::Claim { name: "desk".into(), exclusive: true }), Ok(Reply::Done), "already held");
+}

@@ -256,3 +256,116 @@ impl Client {
         drop(stream);
     }
 }
+
+/// The built `switchboard` binary running as a child process.
+pub struct Bin {
+    pub child: std::process::Child,
+    /// Stderr lines, as they come.
+    pub lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Bin {
+    /// Starts the binary with `args` and extra environment variables;
+    /// logs at info level without colours.
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Bin {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        cmd.args(args)
+            .env("RUST_LOG", "switchboard=info")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(strip_ansi(&line)).is_err() {
+                    break;
+                }
+            }
+        });
+        Bin { child, lines }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    pub fn wait_line(&self, needle: &str) -> String {
+        let give_up = std::time::Instant::now() + WAIT;
+        loop {
+            let left = give_up.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("no log line with {needle:?}: {e}"),
+            }
+        }
+    }
+
+    /// The address of the first listener, from its `listening ... addr=` log line.
+    pub fn addr(&self) -> SocketAddr {
+        let line = self.wait_line("listening");
+        let addr = line.split("addr=").nth(1).and_then(|s| s.split_whitespace().next()).expect("addr= in the line");
+        addr.parse().unwrap_or_else(|e| panic!("{addr:?} in {line:?}: {e}"))
+    }
+
+    /// Sends a signal with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit (failing after [`WAIT`]).
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let give_up = std::time::Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < give_up, "the process did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs the binary to completion: exit status, stdout, stderr.
+    pub fn run(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("the binary runs");
+        (out.status, String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+}
+
+impl Drop for Bin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Removes ANSI colour sequences from a log line.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
