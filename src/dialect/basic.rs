@@ -135,6 +135,10 @@ impl Basic {
         };
         match ctx.dispatch(cmd) {
             Ok(Reply::Sent | Reply::Queued) => true,
+            Ok(_) if matches!(kind, "leave" | "message") => {
+                tracing::info!(kind, to, "unknown target: dropped (the original server crashes here)");
+                false
+            }
             Ok(_) => {
                 tracing::debug!(kind, to, "unknown target: dropped");
                 false
