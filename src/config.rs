@@ -114,6 +114,11 @@ pub struct ServeArgs {
     /// Most members of a room (mesh call) [default: 4].
     #[arg(long, env = "SWITCHBOARD_ROOM_MAX")]
     pub room_max: Option<usize>,
+    /// socket.io client bundle served at /socket.io/socket.io.js (`offers`);
+    /// by default node_modules/socket.io-client is searched in --static and
+    /// the current directory.
+    #[arg(long, env = "SWITCHBOARD_SOCKETIO_CLIENT", value_name = "FILE")]
+    pub socketio_client: Option<PathBuf>,
     /// Seconds to wait for connections to close on shutdown [default: 5].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_DEADLINE", value_name = "SECS")]
     pub shutdown_deadline: Option<u64>,
@@ -222,6 +227,7 @@ pub struct FileConfig {
     ring_timeout: Option<u64>,
     room_max: Option<usize>,
     shutdown_deadline: Option<u64>,
+    socketio_client: Option<PathBuf>,
 }
 
 /// One listening socket and the dialect it speaks.
@@ -333,6 +339,8 @@ pub struct Config {
     pub shutdown_deadline: Duration,
     /// Settings of the peerjs dialect.
     pub peerjs: PeerjsConfig,
+    /// socket.io client bundle to serve (`offers`), if given.
+    pub socketio_client: Option<PathBuf>,
 }
 
 /// Outbox size: far above one call's burst of ICE candidates and presence
@@ -352,6 +360,7 @@ impl Default for Config {
             outbox: OUTBOX_CAP,
             shutdown_deadline: Duration::from_secs(5),
             peerjs: PeerjsConfig::default(),
+            socketio_client: None,
         }
     }
 }
@@ -425,6 +434,7 @@ impl Config {
             outbox: d.outbox,
             shutdown_deadline: secs(args.shutdown_deadline, file.shutdown_deadline, d.shutdown_deadline),
             peerjs: PeerjsConfig::from_args(&args.peerjs)?,
+            socketio_client: args.socketio_client.clone().or(file.socketio_client.clone()),
         };
         config.validate()?;
         Ok(config)
@@ -449,6 +459,14 @@ impl Config {
             {
                 bail!("--static {}: not a directory; give the folder holding the app's index.html", dir.display());
             }
+        }
+        if let Some(file) = &self.socketio_client
+            && !file.is_file()
+        {
+            bail!(
+                "--socketio-client {}: no such file; give the path of socket.io.js from the npm package socket.io-client (node_modules/socket.io-client/dist/socket.io.js)",
+                file.display()
+            );
         }
         for s in &self.ice_servers {
             if s.get("urls").is_none() {

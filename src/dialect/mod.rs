@@ -8,6 +8,7 @@
 pub mod basic;
 pub mod flutter;
 pub mod native;
+pub mod offers;
 pub mod one2one;
 pub mod peerjs;
 
@@ -115,6 +116,8 @@ pub enum DialectKind {
     #[serde(rename = "one2one")]
     #[value(name = "one2one")]
     One2one,
+    /// Robert Bunch's socket.io v4 offer board (protocols.md section 2).
+    Offers,
 }
 
 impl DialectKind {
@@ -129,6 +132,8 @@ impl DialectKind {
             DialectKind::Peerjs => false,
             // Both originals are plain HTTP/ws.
             DialectKind::Basic | DialectKind::One2one => false,
+            // The original runs over HTTPS only (npm mkcert `cert.crt`/`cert.key`).
+            DialectKind::Offers => true,
         }
     }
 
@@ -140,6 +145,7 @@ impl DialectKind {
             DialectKind::Peerjs => "peerjs",
             DialectKind::Basic => "basic",
             DialectKind::One2one => "one2one",
+            DialectKind::Offers => "offers",
         }
     }
 
@@ -153,6 +159,7 @@ impl DialectKind {
             DialectKind::Peerjs => 9000,
             DialectKind::Basic => 8888,
             DialectKind::One2one => 8000,
+            DialectKind::Offers => 8181,
         };
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }

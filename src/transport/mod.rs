@@ -1,5 +1,6 @@
 //! Transports: sockets and HTTP. They move frames between the network and a
 //! dialect's [`Protocol`](crate::dialect::Protocol), and own all I/O.
 
+pub mod socketio;
 pub mod tls;
 pub mod ws;

@@ -1,0 +1,313 @@
+//! The `offers` dialect: Robert Bunch's socket.io v4 "offer board"
+//! (`webrtc-starter`, `signalingPeerConnection`), protocols.md section 2.
+//!
+//! Pure translation and board logic: it parses event payloads (JSON text)
+//! into typed values, keeps the listener's list of offers, and produces the
+//! exact payloads the original server emits. It does no I/O and knows
+//! nothing of socket.io: `transport::socketio` calls it and moves the results
+//! onto sockets (directly, or through the hub for one user's socket).
+//!
+//! Field names are the original's, verbatim: `offererUserName`, `offer`,
+//! `offerIceCandidates`, `answererUserName`, `answer`,
+//! `answererIceCandidates`, `iceUserName`, `didIOffer`, `iceCandidate`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::hub::{Name, Payload};
+
+/// Event names, verbatim.
+pub mod event {
+    /// S→C on connect: the whole board.
+    pub const AVAILABLE_OFFERS: &str = "availableOffers";
+    /// C→S: an SDP offer.
+    pub const NEW_OFFER: &str = "newOffer";
+    /// S→C broadcast: a one-element array with the new offer.
+    pub const NEW_OFFER_AWAITING: &str = "newOfferAwaiting";
+    /// C→S with ack: the offer object with `answer` filled in.
+    pub const NEW_ANSWER: &str = "newAnswer";
+    /// S→C to the offerer: the stored offer, answered.
+    pub const ANSWER_RESPONSE: &str = "answerResponse";
+    /// C→S: one ICE candidate.
+    pub const SEND_ICE: &str = "sendIceCandidateToSignalingServer";
+    /// S→C: a bare candidate from the other side.
+    pub const RECEIVED_ICE: &str = "receivedIceCandidateFromServer";
+}
+
+/// The only password the original accepts.
+pub const PASSWORD: &str = "x";
+
+/// The ack we send for a `newAnswer` that matches no offer. The original
+/// never calls the ack then, so the client's `await socket.emitWithAck(..)`
+/// stays pending forever and the click does nothing. An error object would be
+/// kinder to read but the client does `offerIceCandidates.forEach(..)` on the
+/// result, so it would throw inside the click handler. An empty array lets
+/// the client's handler finish cleanly, with the same visible outcome as the
+/// original (no call), and frees the pending ack on both sides.
+pub const NO_OFFER_ACK: &str = "[]";
+
+/// Bounds on the board. The original keeps every offer for the life of the
+/// process; we keep its visible behaviour for live users and bound the rest.
+#[derive(Clone, Debug)]
+pub struct BoardLimits {
+    /// Most offers on the board; past it the oldest offer of a departed
+    /// user goes first, then the oldest offer overall.
+    pub max_offers: usize,
+    /// How long the offers of a user with no connected socket stay listed.
+    pub keep_after_leave: Duration,
+    /// Most offerer candidates stored per offer (later ones are still relayed).
+    pub max_candidates: usize,
+}
+
+impl Default for BoardLimits {
+    fn default() -> Self {
+        BoardLimits { max_offers: 1000, keep_after_leave: Duration::from_secs(600), max_candidates: 64 }
+    }
+}
+
+/// One offer as the original stores and emits it; field order is the
+/// original's object literal order.
+#[derive(Clone, Debug, Serialize)]
+pub struct Offer {
+    /// The offerer's auth `userName`. A missing one is JS `undefined`, which
+    /// `JSON.stringify` leaves out.
+    #[serde(rename = "offererUserName", skip_serializing_if = "Option::is_none")]
+    pub offerer_user_name: Option<Name>,
+    /// The offer SDP object, as sent.
+    pub offer: Payload,
+    /// Offerer candidates gathered so far.
+    #[serde(rename = "offerIceCandidates")]
+    pub offer_ice_candidates: Vec<Payload>,
+    /// Who answered last (`null` until then).
+    #[serde(rename = "answererUserName")]
+    pub answerer_user_name: Option<Name>,
+    /// The last answer (`null` until then).
+    pub answer: Option<Payload>,
+    /// Never filled, as in the original.
+    #[serde(rename = "answererIceCandidates")]
+    pub answerer_ice_candidates: Vec<Payload>,
+    /// When the last socket of the offerer went away (for pruning).
+    #[serde(skip)]
+    left_at: Option<Instant>,
+}
+
+/// Why an event was dropped. The original crashes or stays silent on all of
+/// these; we log and carry on.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Dropped {
+    /// The payload is not the JSON shape the event needs.
+    #[error("'{event}' payload is not valid: {detail}")]
+    BadPayload {
+        /// Event name.
+        event: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// No offer on the board matches the name the client gave.
+    #[error("no offer on the board for user {0:?}")]
+    NoSuchOffer(Option<String>),
+}
+
+/// What answering an offer produced.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Answered {
+    /// The offerer to send `answerResponse` to (first live socket by name).
+    pub offerer: Option<Name>,
+    /// The `answerResponse` payload: the stored offer, updated.
+    pub response: String,
+}
+
+/// Where to relay one ICE candidate.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Relay {
+    /// User whose (first) socket gets `receivedIceCandidateFromServer`.
+    pub to: Name,
+    /// The bare candidate object.
+    pub candidate: Payload,
+}
+
+#[derive(Deserialize)]
+struct AnswerIn<'a> {
+    #[serde(rename = "offererUserName", default)]
+    offerer_user_name: Option<serde_json::Value>,
+    #[serde(borrow)]
+    answer: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct IceIn<'a> {
+    #[serde(rename = "iceCandidate", borrow)]
+    ice_candidate: Option<&'a RawValue>,
+    #[serde(rename = "iceUserName", default)]
+    ice_user_name: Option<serde_json::Value>,
+    #[serde(rename = "didIOffer", default)]
+    did_i_offer: Option<serde_json::Value>,
+}
+
+/// The user name from the handshake `auth` object: a string, or none.
+/// (Non-strings never match anything: the original client always sends a string.)
+pub fn user_name(auth: &serde_json::Value) -> Option<Name> {
+    auth.get("userName").and_then(|v| v.as_str()).map(Name::from)
+}
+
+/// Whether the handshake `auth` object carries the password (`"x"`).
+pub fn password_ok(auth: &serde_json::Value) -> bool {
+    auth.get("password").and_then(|v| v.as_str()) == Some(PASSWORD)
+}
+
+fn bad(event: &'static str, detail: impl Into<String>) -> Dropped {
+    Dropped::BadPayload { event, detail: detail.into() }
+}
+
+fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
+    // Serializing our own plain structs (strings, raw JSON) cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
+}
+
+/// JavaScript truthiness of a JSON value (`didIOffer` is tested with `if`).
+fn truthy(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => false,
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        serde_json::Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// The offers of one listener, oldest first.
+#[derive(Debug, Default)]
+pub struct Board {
+    offers: VecDeque<Offer>,
+    limits: BoardLimits,
+}
+
+impl Board {
+    /// An empty board.
+    pub fn new(limits: BoardLimits) -> Board {
+        Board { offers: VecDeque::new(), limits }
+    }
+
+    /// Offers listed now.
+    pub fn len(&self) -> usize {
+        self.offers.len()
+    }
+
+    /// Whether the board is empty.
+    pub fn is_empty(&self) -> bool {
+        self.offers.is_empty()
+    }
+
+    /// The offers, oldest first.
+    pub fn offers(&self) -> impl Iterator<Item = &Offer> {
+        self.offers.iter()
+    }
+
+    // Quirk of `offers`: the original never removes an offer; new clients
+    // get every offer ever made, answered or not, even of users long gone.
+    // Clients show them all. We keep that for the offers of connected users
+    // and for `keep_after_leave` after a user's last socket went away, and
+    // cap the list at `max_offers`: a stale offer is useless (its answer goes
+    // nowhere), and an unbounded list is a memory leak.
+    fn prune(&mut self, now: Instant) {
+        let keep = self.limits.keep_after_leave;
+        self.offers.retain(|o| o.left_at.is_none_or(|t| now.duration_since(t) < keep));
+    }
+
+    /// A user's socket connected: its offers are live again. Returns the
+    /// `availableOffers` payload (the whole board) if the board is not empty.
+    pub fn connected(&mut self, user: Option<&Name>, now: Instant) -> Option<String> {
+        self.prune(now);
+        if let Some(user) = user {
+            for o in self.offers.iter_mut().filter(|o| o.offerer_user_name.as_ref() == Some(user)) {
+                o.left_at = None;
+            }
+        }
+        (!self.offers.is_empty()).then(|| to_json(&self.offers))
+    }
+
+    /// The last socket of a user went away: its offers start to age out.
+    pub fn left(&mut self, user: &Name, now: Instant) {
+        for o in self.offers.iter_mut().filter(|o| o.offerer_user_name.as_ref() == Some(user)) {
+            o.left_at.get_or_insert(now);
+        }
+        self.prune(now);
+    }
+
+    /// `newOffer`: stores the offer and returns the `newOfferAwaiting`
+    /// payload, a one-element array with the new offer.
+    pub fn new_offer(&mut self, user: Option<Name>, offer: &str, now: Instant) -> Result<String, Dropped> {
+        let offer = Payload::parse(offer).map_err(|e| bad(event::NEW_OFFER, e.to_string()))?;
+        self.prune(now);
+        if self.offers.len() >= self.limits.max_offers {
+            let victim = self.offers.iter().position(|o| o.left_at.is_some()).unwrap_or(0);
+            self.offers.remove(victim);
+        }
+        // Quirk of `offers`: the same user offering twice makes two entries;
+        // every later lookup by name finds the first.
+        self.offers.push_back(Offer {
+            offerer_user_name: user,
+            offer,
+            offer_ice_candidates: Vec::new(),
+            answerer_user_name: None,
+            answer: None,
+            answerer_ice_candidates: Vec::new(),
+            left_at: None,
+        });
+        let last = self.offers.back().map(std::slice::from_ref).unwrap_or_default();
+        Ok(to_json(last))
+    }
+
+    /// `newAnswer` from `user`: finds the first offer by the client's
+    /// `offererUserName`, calls `ack` with the stored offerer candidates
+    /// (the ack payload, an array), *then* records the answer, and returns
+    /// the `answerResponse` for the offerer. The order is the original's:
+    /// the answerer gets the candidates gathered so far before anything else
+    /// changes, and candidates that come later are relayed one by one.
+    pub fn answer(&mut self, user: Option<Name>, body: &str, ack: impl FnOnce(String)) -> Result<Answered, Dropped> {
+        let input: AnswerIn<'_> = serde_json::from_str(body).map_err(|e| bad(event::NEW_ANSWER, e.to_string()))?;
+        let wanted = input.offerer_user_name.as_ref().and_then(|v| v.as_str());
+        let Some(offer) = self.offers.iter_mut().find(|o| o.offerer_user_name.as_deref() == wanted && wanted.is_some())
+        else {
+            return Err(Dropped::NoSuchOffer(wanted.map(str::to_string)));
+        };
+        ack(to_json(&offer.offer_ice_candidates));
+        // JS: `offerToUpdate.answer = offerObj.answer` (undefined if absent).
+        offer.answer = input.answer.map(Payload::from_raw);
+        offer.answerer_user_name = user;
+        Ok(Answered { offerer: offer.offerer_user_name.clone(), response: to_json(&*offer) })
+    }
+
+    /// `sendIceCandidateToSignalingServer`: stores an offerer's candidate and
+    /// says where to relay it, if anywhere.
+    pub fn ice(&mut self, body: &str) -> Result<Option<Relay>, Dropped> {
+        let input: IceIn<'_> = serde_json::from_str(body).map_err(|e| bad(event::SEND_ICE, e.to_string()))?;
+        let Some(candidate) = input.ice_candidate.map(Payload::from_raw) else {
+            return Err(bad(event::SEND_ICE, "missing 'iceCandidate'"));
+        };
+        let Some(name) = input.ice_user_name.as_ref().and_then(|v| v.as_str()) else {
+            return Err(bad(event::SEND_ICE, "'iceUserName' must be a string"));
+        };
+        let offerer = input.did_i_offer.as_ref().is_some_and(truthy);
+        if offerer {
+            let Some(offer) = self.offers.iter_mut().find(|o| o.offerer_user_name.as_deref() == Some(name)) else {
+                // The original silently ignores this case too.
+                return Err(Dropped::NoSuchOffer(Some(name.to_string())));
+            };
+            if offer.offer_ice_candidates.len() < self.limits.max_candidates {
+                offer.offer_ice_candidates.push(candidate.clone());
+            }
+            Ok(offer.answerer_user_name.clone().map(|to| Relay { to, candidate }))
+        } else {
+            // The original throws a TypeError here when nothing matches,
+            // which kills the process; we drop the candidate.
+            let Some(offer) = self.offers.iter().find(|o| o.answerer_user_name.as_deref() == Some(name)) else {
+                return Err(Dropped::NoSuchOffer(Some(name.to_string())));
+            };
+            Ok(offer.offerer_user_name.clone().map(|to| Relay { to, candidate }))
+        }
+    }
+}

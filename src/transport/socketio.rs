@@ -1,0 +1,347 @@
+//! socket.io v4 transport for the `offers` dialect, on `socketioxide`
+//! (Engine.IO v4: long-polling with packet batching, websocket upgrade,
+//! pings, acks). It moves events between sockets and
+//! [`dialect::offers`](crate::dialect::offers) and the hub; no offer-board
+//! logic lives here.
+//!
+//! # Shape
+//! Each socket.io socket is one hub peer. A connect *middleware* (awaited by
+//! socketioxide before it sends the CONNECT acknowledgement, so before the
+//! client may emit anything) attaches the peer, claims its `userName`
+//! (shared, `exclusive: false`, so lookups find the first connected holder,
+//! as the original's `Array.find` does), takes the `availableOffers`
+//! snapshot and starts the connection's task.
+//!
+//! Events are handled in [`Handled`], an *extractor*: socketioxide runs
+//! extractors inline, in arrival order (for polling, before the POST is
+//! answered), but runs each handler in a task of its own, so handlers could
+//! see an offerer's first ICE candidate before its `newOffer`. The offers
+//! logic is synchronous and short (one board lock, one hub dispatch), as it
+//! is in the original's event loop, so it runs in the extractor and the
+//! handler is empty.
+//!
+//! The connection's task is the one extra task per connection the library
+//! forces: a single loop over the hub outbox, kick, disconnect and shutdown,
+//! ending in one cleanup.
+//!
+//! # Delivery
+//! Messages for one user (`answerResponse`, `receivedIceCandidateFromServer`)
+//! go through the hub as signals to the user's name and come out of that
+//! socket's outbox in order, as in every other dialect: the hub stays the
+//! router (and counts relays). `newOfferAwaiting` goes to "everyone but the
+//! sender", which is socket.io's own broadcast: we use socketioxide's rather
+//! than putting every socket in a hub room, whose presence notices would
+//! cost O(n) per connect.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, Event as EventName, SocketRef, TryData};
+use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::Socket;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::dialect::offers::{self, Board, BoardLimits, Dropped, event};
+use crate::handle::{Attachment, KickReason};
+use crate::hub::{Command, Event, Missing, Name, Payload, PeerId, PeerOpts, Target};
+use crate::server::App;
+
+/// Engine.IO timings of the original (socket.io 4 defaults).
+const PING_INTERVAL: Duration = Duration::from_secs(25);
+const PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// The original's `maxHttpBufferSize` (1e6), advertised as `maxPayload`.
+const MAX_PAYLOAD: u64 = 1_000_000;
+
+/// What the listener's sockets share.
+struct Shared {
+    app: App,
+    /// The offers of this listener. Locked briefly, never across an await.
+    board: Mutex<Board>,
+}
+
+impl Shared {
+    fn board(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Per-socket state kept in the socket's extensions.
+#[derive(Clone)]
+struct Conn {
+    shared: Arc<Shared>,
+    peer: PeerId,
+    user: Option<Name>,
+    /// Cancelled when socketioxide reports the socket gone.
+    gone: CancellationToken,
+    /// `availableOffers`, as the board was when the socket was admitted.
+    greeting: Option<Arc<RawValue>>,
+}
+
+/// Marks a socket whose password was wrong: it is connected, then dropped.
+#[derive(Clone)]
+struct Rejected;
+
+/// Extractor that handles the event (see the module doc).
+struct Handled;
+
+impl FromMessageParts<LocalAdapter> for Handled {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        s: &Arc<Socket<LocalAdapter>>,
+        v: &mut SioValue,
+        ack_id: &Option<i64>,
+    ) -> Result<Handled, Infallible> {
+        let Some(conn) = s.extensions.get::<Conn>() else { return Ok(Handled) };
+        let Ok(EventName(name)) = EventName::from_message_parts(s, v, ack_id) else { return Ok(Handled) };
+        let data = v.as_str().and_then(|text| first_arg(text.as_str()));
+        let ack = AckSender::from_message_parts(s, v, ack_id)?;
+        let span = info_span!("conn", peer = %conn.peer, dialect = "offers");
+        span.in_scope(|| handle(&conn, &SocketRef::from(s.clone()), &name, data.as_deref(), ack));
+        Ok(Handled)
+    }
+}
+
+/// The first argument of an event packet's array (`["name", arg, ...]`),
+/// as raw JSON text. (socketioxide's `Data` cannot yield raw JSON: it would
+/// hand back the whole array.)
+fn first_arg(packet: &str) -> Option<Box<RawValue>> {
+    let items: Vec<&RawValue> = serde_json::from_str(packet).ok()?;
+    items.get(1).map(|raw| (*raw).to_owned())
+}
+
+/// Builds the socket.io layer of one `offers` listener. It also closes every
+/// socket's transport at shutdown, so clients reconnect to the next server.
+pub fn layer(app: App) -> SocketIoLayer {
+    let (layer, io) = SocketIo::builder()
+        .ping_interval(PING_INTERVAL)
+        .ping_timeout(PING_TIMEOUT)
+        .max_payload(MAX_PAYLOAD)
+        .max_buffer_size(app.config.outbox)
+        .build_layer();
+    let shared = Arc::new(Shared { app: app.clone(), board: Mutex::new(Board::new(BoardLimits::default())) });
+    let admit = move |s: SocketRef, TryData(auth): TryData<serde_json::Value>| admit(shared.clone(), s, auth.ok());
+    io.ns("/", connected.with(admit));
+    let closer = io.clone();
+    let shutdown = app.shutdown.clone();
+    app.tracker.spawn(async move {
+        shutdown.cancelled().await;
+        closer.close().await;
+    });
+    layer
+}
+
+/// Refusal shown to the client as `connect_error` (server full).
+struct Full(String);
+
+impl std::fmt::Display for Full {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Connect middleware: runs before the CONNECT acknowledgement is sent.
+async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value>) -> Result<(), Full> {
+    let app = &shared.app;
+    let open = app.hub.metrics().open_connections();
+    if open >= app.config.max_connections as i64 {
+        app.hub.metrics().error("too_many_connections");
+        return Err(Full(format!("server full: {open} connections open; try again later")));
+    }
+    let auth = auth.unwrap_or(serde_json::Value::Null);
+    // Quirk of `offers`: a wrong password is not refused with connect_error:
+    // the socket connects and is then disconnected ("io server disconnect").
+    if !offers::password_ok(&auth) {
+        s.extensions.insert(Rejected);
+        return Ok(());
+    }
+    let user = offers::user_name(&auth);
+    let att = app.hub.attach(app.space, PeerOpts { grace: Duration::ZERO }, false);
+    let greeting = {
+        // Under the board lock: ordered against a departing socket of the
+        // same name (see `cleanup`) and against new offers.
+        let mut board = shared.board();
+        if let Some(name) = &user
+            && let Err(e) = app.hub.dispatch(att.peer, Command::Claim { name: name.clone(), exclusive: false })
+        {
+            warn!(error = %e, "offers: claim failed");
+        }
+        board.connected(user.as_ref(), Instant::now())
+    };
+    let gone = CancellationToken::new();
+    let conn = Conn {
+        shared: shared.clone(),
+        peer: att.peer,
+        user: user.clone(),
+        gone: gone.clone(),
+        greeting: greeting.and_then(|g| RawValue::from_string(g).ok()).map(Arc::from),
+    };
+    s.extensions.insert(conn);
+    s.on_fallback(async |_: Handled| {});
+    s.on_disconnect(async |s: SocketRef| {
+        if let Some(conn) = s.extensions.get::<Conn>() {
+            conn.gone.cancel();
+        }
+    });
+    let span = info_span!("conn", peer = %att.peer, dialect = "offers");
+    app.tracker.spawn(run(shared.clone(), s, user, att, gone).instrument(span));
+    Ok(())
+}
+
+/// Connect handler: after the CONNECT acknowledgement went out.
+async fn connected(s: SocketRef) {
+    if s.extensions.get::<Rejected>().is_some() {
+        info!(sid = %s.id, "offers: wrong password; disconnecting");
+        let _ = s.disconnect();
+        return;
+    }
+    if let Some(list) = s.extensions.get::<Conn>().and_then(|c| c.greeting)
+        && let Err(e) = s.emit(event::AVAILABLE_OFFERS, &*list)
+    {
+        debug!(error = %e, "emit failed");
+    }
+}
+
+/// The connection's loop; ends in the single cleanup.
+async fn run(shared: Arc<Shared>, s: SocketRef, user: Option<Name>, mut att: Attachment, gone: CancellationToken) {
+    info!(user = user.as_deref().unwrap_or(""), sid = %s.id, "connected");
+    let kick = att.kick.clone();
+    let shutdown = shared.app.shutdown.clone();
+    let mut check = tokio::time::interval(PING_INTERVAL);
+    check.reset();
+    loop {
+        tokio::select! {
+            biased;
+            _ = gone.cancelled() => break,
+            _ = shutdown.cancelled() => break,
+            reason = kick.fired() => {
+                if reason == KickReason::SlowConsumer {
+                    warn!("outbox full: disconnecting slow client");
+                }
+                let _ = s.clone().disconnect();
+                break;
+            }
+            ev = att.rx.recv() => match ev {
+                Some(ev) => deliver(&s, ev),
+                None => break,
+            },
+            _ = check.tick() => {
+                // Safety net: a socket whose CONNECT never went out gets no
+                // disconnect callback.
+                if !s.connected() {
+                    break;
+                }
+            }
+        }
+    }
+    cleanup(&shared, user.as_ref(), att);
+}
+
+fn cleanup(shared: &Shared, user: Option<&Name>, mut att: Attachment) {
+    att.rx.close();
+    let mut unsent = Vec::new();
+    while let Ok(ev) = att.rx.try_recv() {
+        unsent.push(ev);
+    }
+    let app = &shared.app;
+    let mut board = shared.board();
+    app.hub.detach(att.peer, att.conn, true, unsent);
+    if let Some(name) = user
+        && app.hub.read(|h| h.lookup(app.space, name)).is_none()
+    {
+        board.left(name, Instant::now());
+    }
+    drop(board);
+    info!("disconnected");
+}
+
+/// A hub event for this socket: a signal becomes an emit of its kind.
+fn deliver(s: &SocketRef, ev: Event) {
+    if let Event::Signal { kind, payload, .. } = ev
+        && let Err(e) = s.emit(&*kind, &payload)
+    {
+        debug!(error = %e, kind = &*kind, "emit failed");
+    }
+}
+
+fn log_drop(event: &str, e: &Dropped) {
+    warn!(event, error = %e, "offers: event dropped");
+}
+
+/// Handles one event of a connected socket, synchronously.
+fn handle(conn: &Conn, s: &SocketRef, name: &str, data: Option<&RawValue>, ack: AckSender) {
+    let shared = &conn.shared;
+    let user = conn.user.clone();
+    let body = data.map(RawValue::get).unwrap_or("null");
+    debug!(event = name, "event");
+    let relay = match name {
+        event::NEW_OFFER => {
+            match shared.board().new_offer(user, body, Instant::now()).map(RawValue::from_string) {
+                Ok(Ok(list)) => {
+                    // socket.broadcast.emit: every socket of the namespace but this one.
+                    for other in s.broadcast().sockets() {
+                        if let Err(e) = other.emit(event::NEW_OFFER_AWAITING, &list) {
+                            debug!(error = %e, "broadcast emit failed");
+                        }
+                    }
+                }
+                Ok(Err(_)) => {}
+                Err(e) => log_drop(event::NEW_OFFER, &e),
+            }
+            None
+        }
+        event::NEW_ANSWER => {
+            let mut ack = Some(ack);
+            let answered = shared.board().answer(user, body, |candidates| {
+                if let (Some(ack), Ok(list)) = (ack.take(), RawValue::from_string(candidates))
+                    && let Err(e) = ack.send(&list)
+                {
+                    debug!(error = %e, "ack failed");
+                }
+            });
+            match answered {
+                Ok(a) => match (a.offerer, Payload::parse(&a.response)) {
+                    (Some(to), Ok(p)) => Some((to, event::ANSWER_RESPONSE, p)),
+                    _ => None,
+                },
+                Err(e) => {
+                    log_drop(event::NEW_ANSWER, &e);
+                    if let (Some(ack), Ok(empty)) = (ack.take(), RawValue::from_string(offers::NO_OFFER_ACK.into())) {
+                        // See `offers::NO_OFFER_ACK` for why we answer at all.
+                        let _ = ack.send(&empty);
+                    }
+                    None
+                }
+            }
+        }
+        event::SEND_ICE => match shared.board().ice(body) {
+            Ok(r) => r.map(|r| (r.to, event::RECEIVED_ICE, r.candidate)),
+            Err(e) => {
+                log_drop(event::SEND_ICE, &e);
+                None
+            }
+        },
+        other => {
+            debug!(event = other, "offers: unknown event ignored");
+            None
+        }
+    };
+    if let Some((to, kind, payload)) = relay {
+        let cmd = Command::Signal {
+            to: Target::Name(to),
+            kind: Name::from(kind),
+            payload,
+            missing: Missing::Drop,
+            mark: None,
+        };
+        if let Err(e) = shared.app.hub.dispatch(conn.peer, cmd) {
+            debug!(error = %e, "relay failed");
+        }
+    }
+}
