@@ -311,3 +311,7 @@ impl Board {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "offers_tests.rs"]
+mod tests;

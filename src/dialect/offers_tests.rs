@@ -1,0 +1,129 @@
+//! Unit tests of the offer board: payload shapes, lookups, and the bounds
+//! that replace the original's never-pruned list.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const OFFER: &str = r#"{"type":"offer","sdp":"o"}"#;
+const ANSWER: &str = r#"{"type":"answer","sdp":"a"}"#;
+
+fn name(s: &str) -> Option<Name> {
+    Some(Name::from(s))
+}
+
+fn board() -> Board {
+    Board::new(BoardLimits { max_offers: 3, keep_after_leave: Duration::from_secs(60), max_candidates: 2 })
+}
+
+fn ice(user: &str, n: u32, did_i_offer: bool) -> String {
+    format!(r#"{{"iceCandidate":{{"candidate":"c{n}"}},"iceUserName":"{user}","didIOffer":{did_i_offer}}}"#)
+}
+
+#[test]
+fn new_offer_payload_is_a_one_element_array_in_the_originals_field_order() {
+    let mut b = board();
+    let now = Instant::now();
+    let awaiting = b.new_offer(name("Rob-1"), OFFER, now).unwrap();
+    assert_eq!(
+        awaiting,
+        r#"[{"offererUserName":"Rob-1","offer":{"type":"offer","sdp":"o"},"offerIceCandidates":[],"answererUserName":null,"answer":null,"answererIceCandidates":[]}]"#
+    );
+    // A user without a name is JS `undefined`: the key is left out.
+    let awaiting = b.new_offer(None, OFFER, now).unwrap();
+    assert!(awaiting.starts_with(r#"[{"offer":"#), "{awaiting}");
+}
+
+#[test]
+fn answer_acks_stored_candidates_before_recording_the_answer() {
+    let mut b = board();
+    let now = Instant::now();
+    b.new_offer(name("Rob-1"), OFFER, now).unwrap();
+    assert_eq!(b.ice(&ice("Rob-1", 1, true)).unwrap(), None, "held: nobody answered yet");
+    let mut acked = None;
+    let body = format!(r#"{{"offererUserName":"Rob-1","answer":{ANSWER}}}"#);
+    let answered = b.answer(name("Rob-2"), &body, |c| acked = Some(c)).unwrap();
+    assert_eq!(acked.as_deref(), Some(r#"[{"candidate":"c1"}]"#));
+    assert_eq!(answered.offerer, name("Rob-1"));
+    assert!(answered.response.contains(r#""answererUserName":"Rob-2","answer":{"type":"answer","sdp":"a"}"#));
+    // Now offerer candidates go to the answerer, answerer's to the offerer.
+    let relay = b.ice(&ice("Rob-1", 2, true)).unwrap().unwrap();
+    assert_eq!((relay.to.as_ref(), relay.candidate.get()), ("Rob-2", r#"{"candidate":"c2"}"#));
+    let relay = b.ice(&ice("Rob-2", 3, false)).unwrap().unwrap();
+    assert_eq!((relay.to.as_ref(), relay.candidate.get()), ("Rob-1", r#"{"candidate":"c3"}"#));
+}
+
+#[test]
+fn crash_cases_are_reported_not_thrown() {
+    let mut b = board();
+    let mut acked = false;
+    let err = b.answer(name("Rob-2"), r#"{"offererUserName":"Nobody"}"#, |_| acked = true).unwrap_err();
+    assert_eq!(err, Dropped::NoSuchOffer(Some("Nobody".into())));
+    assert!(!acked, "no ack from the board when nothing matches");
+    assert!(matches!(b.ice(&ice("Rob-2", 1, false)), Err(Dropped::NoSuchOffer(_))));
+    assert!(matches!(b.ice("[1,2]"), Err(Dropped::BadPayload { .. })));
+    assert!(matches!(b.ice(r#"{"iceUserName":"x"}"#), Err(Dropped::BadPayload { .. })));
+    assert!(matches!(b.answer(None, "7", |_| {}), Err(Dropped::BadPayload { .. })));
+    assert!(matches!(b.new_offer(None, "{not json", Instant::now()), Err(Dropped::BadPayload { .. })));
+}
+
+#[test]
+fn stored_candidates_are_capped_but_still_relayed() {
+    let mut b = board();
+    b.new_offer(name("Rob-1"), OFFER, Instant::now()).unwrap();
+    for n in 0..5 {
+        b.ice(&ice("Rob-1", n, true)).unwrap();
+    }
+    assert_eq!(b.offers().next().unwrap().offer_ice_candidates.len(), 2);
+    b.answer(name("Rob-2"), r#"{"offererUserName":"Rob-1"}"#, |_| {}).unwrap();
+    assert!(b.ice(&ice("Rob-1", 9, true)).unwrap().is_some());
+}
+
+// Quirk of `offers`: stale offers are shown to new clients, but not forever.
+#[test]
+fn offers_of_departed_users_are_listed_for_a_while_then_pruned() {
+    let mut b = board();
+    let t0 = Instant::now();
+    b.new_offer(name("Rob-1"), OFFER, t0).unwrap();
+    b.new_offer(name("Rob-2"), OFFER, t0).unwrap();
+    b.left(&Name::from("Rob-1"), t0);
+    // Still listed to newcomers within the grace.
+    let list = b.connected(name("Rob-3").as_ref(), t0 + Duration::from_secs(59)).unwrap();
+    assert!(list.contains("Rob-1") && list.contains("Rob-2"));
+    // Gone after it; the connected user's offer stays.
+    let list = b.connected(name("Rob-3").as_ref(), t0 + Duration::from_secs(60)).unwrap();
+    assert!(!list.contains("Rob-1") && list.contains("Rob-2"), "{list}");
+    // A user who comes back (socket.io reconnects with the same auth)
+    // revives its offers.
+    b.left(&Name::from("Rob-2"), t0 + Duration::from_secs(60));
+    b.connected(name("Rob-2").as_ref(), t0 + Duration::from_secs(100));
+    assert_eq!(b.connected(None, t0 + Duration::from_secs(1000)).map(|l| l.contains("Rob-2")), Some(true));
+    assert_eq!(b.len(), 1);
+}
+
+// Quirk of `offers`: the board never shrinks in the original; ours is capped.
+#[test]
+fn the_board_is_capped_evicting_departed_users_first() {
+    let mut b = board();
+    let t0 = Instant::now();
+    for user in ["A", "B", "C"] {
+        b.new_offer(name(user), OFFER, t0).unwrap();
+    }
+    b.left(&Name::from("B"), t0);
+    b.new_offer(name("D"), OFFER, t0).unwrap();
+    let users: Vec<_> = b.offers().map(|o| o.offerer_user_name.clone().unwrap()).collect();
+    assert_eq!(users, ["A", "C", "D"].map(Name::from));
+    // With nobody departed, the oldest goes.
+    b.new_offer(name("E"), OFFER, t0).unwrap();
+    let users: Vec<_> = b.offers().map(|o| o.offerer_user_name.clone().unwrap()).collect();
+    assert_eq!(users, ["C", "D", "E"].map(Name::from));
+}
+
+#[test]
+fn auth_checks() {
+    assert!(password_ok(&serde_json::json!({"userName": "Rob-1", "password": "x"})));
+    assert!(!password_ok(&serde_json::json!({"password": "X"})));
+    assert!(!password_ok(&serde_json::Value::Null));
+    assert_eq!(user_name(&serde_json::json!({"userName": "Rob-1"})), name("Rob-1"));
+    assert_eq!(user_name(&serde_json::json!({"userName": 5})), None);
+}
