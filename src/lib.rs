@@ -7,7 +7,8 @@
 //!   outbox; turns hub outputs into channel sends.
 //! - [`dialect`]: one module per wire protocol, translating frames to hub
 //!   commands and hub events to frames. No I/O.
-//! - [`transport`]: sockets: the WebSocket connection loop and its limits.
+//! - [`transport`]: sockets: the WebSocket connection loop and its limits;
+//!   socket.io (via socketioxide) for the `offers` dialect; TLS.
 //! - [`routes`]: HTTP routes per dialect (call app and `/ws` for native) and
 //!   the operational ones (`/healthz`, `/metrics`, `--static`).
 //! - [`server`]: listeners, lifecycle, graceful shutdown. [`config`]: settings.

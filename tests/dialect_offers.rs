@@ -341,3 +341,37 @@ async fn app_files_are_served_at_the_root_like_express_static() {
     Polling::open(addr).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn shutdown_closes_socketio_transports_so_clients_reconnect() {
+    // A deadline far longer than the test waits: the close must be ours.
+    let mut config = Config::single(DialectKind::Offers, "127.0.0.1:0".parse().unwrap());
+    config.shutdown_deadline = std::time::Duration::from_secs(60);
+    let srv = TestServer::start(config).await;
+    let addr = srv.addr(0);
+    let Sock::Ws(mut ws) = join(addr, Mode::Websocket, "Rob-1", None).await else { unreachable!() };
+    let (mut poll, _) = Polling::open(addr).await;
+    poll.connect(&auth("Rob-2")).await;
+    tokio::time::timeout(eio::WAIT, srv.running.shutdown()).await.expect("shutdown within the deadline");
+    // The transport closes (not a socket.io DISCONNECT `41`, which would
+    // tell the client not to reconnect).
+    ws.expect_closed().await;
+}
+
+#[tokio::test]
+async fn a_client_over_the_message_rate_is_disconnected() {
+    let mut config = Config::single(DialectKind::Offers, "127.0.0.1:0".parse().unwrap());
+    config.conn.rate = 1;
+    config.conn.burst = 3;
+    let srv = TestServer::start(config).await;
+    let (mut p, _) = Polling::open(srv.addr(0)).await;
+    p.connect(&auth("Rob-1")).await;
+    let flood = format!(r#"42["newOffer",{OFFER}]"#);
+    p.send(&[&flood, &flood, &flood, &flood, &flood, &flood]).await;
+    assert_eq!(p.next().await, "41", "a socket.io DISCONNECT");
+    // Only the events within the burst were handled.
+    let board = (0..3).map(|_| stored("Rob-1", OFFER, &[], None, None)).collect::<Vec<_>>().join(",");
+    let (mut p3, _) = Polling::open(srv.addr(0)).await;
+    p3.connect(&auth("Rob-3")).await;
+    assert_eq!(p3.next().await, format!(r#"42["availableOffers",[{board}]]"#));
+}

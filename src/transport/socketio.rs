@@ -51,6 +51,7 @@ use crate::dialect::offers::{self, Board, BoardLimits, Dropped, event};
 use crate::handle::{Attachment, KickReason};
 use crate::hub::{Command, Event, Missing, Name, Payload, PeerId, PeerOpts, Target};
 use crate::server::App;
+use crate::transport::ws::Bucket;
 
 /// Engine.IO timings of the original (socket.io 4 defaults).
 const PING_INTERVAL: Duration = Duration::from_secs(25);
@@ -79,9 +80,16 @@ struct Conn {
     user: Option<Name>,
     /// Cancelled when socketioxide reports the socket gone.
     gone: CancellationToken,
-    /// `availableOffers`, as the board was when the socket was admitted.
-    greeting: Option<Arc<RawValue>>,
+    /// The listener's per-connection message rate (`--rate`, `--burst`).
+    bucket: Arc<Mutex<Bucket>>,
+    /// Cancelled when the client went over that rate: it is disconnected.
+    over_rate: CancellationToken,
 }
+
+/// `availableOffers` as the board was when the socket was admitted; taken
+/// out (not kept for the socket's life) when sent.
+#[derive(Clone)]
+struct Greeting(Arc<RawValue>);
 
 /// Marks a socket whose password was wrong: it is connected, then dropped.
 #[derive(Clone)]
@@ -99,6 +107,14 @@ impl FromMessageParts<LocalAdapter> for Handled {
         ack_id: &Option<i64>,
     ) -> Result<Handled, Infallible> {
         let Some(conn) = s.extensions.get::<Conn>() else { return Ok(Handled) };
+        if conn.over_rate.is_cancelled() {
+            return Ok(Handled);
+        }
+        if !conn.bucket.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            conn.shared.app.hub.metrics().error("rate_limited");
+            conn.over_rate.cancel();
+            return Ok(Handled);
+        }
         let Ok(EventName(name)) = EventName::from_message_parts(s, v, ack_id) else { return Ok(Handled) };
         let data = v.as_str().and_then(|text| first_arg(text.as_str()));
         let ack = AckSender::from_message_parts(s, v, ack_id)?;
@@ -175,14 +191,19 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
         board.connected(user.as_ref(), Instant::now())
     };
     let gone = CancellationToken::new();
-    let conn = Conn {
+    let limits = &app.config.conn;
+    let over_rate = CancellationToken::new();
+    s.extensions.insert(Conn {
         shared: shared.clone(),
         peer: att.peer,
         user: user.clone(),
         gone: gone.clone(),
-        greeting: greeting.and_then(|g| RawValue::from_string(g).ok()).map(Arc::from),
-    };
-    s.extensions.insert(conn);
+        bucket: Arc::new(Mutex::new(Bucket::new(limits.rate, limits.burst))),
+        over_rate: over_rate.clone(),
+    });
+    if let Some(list) = greeting.and_then(|g| RawValue::from_string(g).ok()) {
+        s.extensions.insert(Greeting(Arc::from(list)));
+    }
     s.on_fallback(async |_: Handled| {});
     s.on_disconnect(async |s: SocketRef| {
         if let Some(conn) = s.extensions.get::<Conn>() {
@@ -190,7 +211,7 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
         }
     });
     let span = info_span!("conn", peer = %att.peer, dialect = "offers");
-    app.tracker.spawn(run(shared.clone(), s, user, att, gone).instrument(span));
+    app.tracker.spawn(run(shared.clone(), s, user, att, gone, over_rate).instrument(span));
     Ok(())
 }
 
@@ -201,7 +222,7 @@ async fn connected(s: SocketRef) {
         let _ = s.disconnect();
         return;
     }
-    if let Some(list) = s.extensions.get::<Conn>().and_then(|c| c.greeting)
+    if let Some(Greeting(list)) = s.extensions.remove::<Greeting>()
         && let Err(e) = s.emit(event::AVAILABLE_OFFERS, &*list)
     {
         debug!(error = %e, "emit failed");
@@ -209,7 +230,14 @@ async fn connected(s: SocketRef) {
 }
 
 /// The connection's loop; ends in the single cleanup.
-async fn run(shared: Arc<Shared>, s: SocketRef, user: Option<Name>, mut att: Attachment, gone: CancellationToken) {
+async fn run(
+    shared: Arc<Shared>,
+    s: SocketRef,
+    user: Option<Name>,
+    mut att: Attachment,
+    gone: CancellationToken,
+    over_rate: CancellationToken,
+) {
     info!(user = user.as_deref().unwrap_or(""), sid = %s.id, "connected");
     let kick = att.kick.clone();
     let shutdown = shared.app.shutdown.clone();
@@ -220,6 +248,12 @@ async fn run(shared: Arc<Shared>, s: SocketRef, user: Option<Name>, mut att: Att
             biased;
             _ = gone.cancelled() => break,
             _ = shutdown.cancelled() => break,
+            _ = over_rate.cancelled() => {
+                let rate = shared.app.config.conn.rate;
+                warn!(rate, "rate limit exceeded: disconnecting (at most {rate} events/s)");
+                let _ = s.clone().disconnect();
+                break;
+            }
             reason = kick.fired() => {
                 if reason == KickReason::SlowConsumer {
                     warn!("outbox full: disconnecting slow client");

@@ -48,7 +48,7 @@ impl Default for ConnLimits {
 }
 
 /// Token bucket for the per-connection message rate.
-struct Bucket {
+pub(crate) struct Bucket {
     tokens: f64,
     last: Instant,
     rate: f64,
@@ -56,12 +56,12 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn new(rate: u32, burst: u32) -> Bucket {
+    pub(crate) fn new(rate: u32, burst: u32) -> Bucket {
         Bucket { tokens: f64::from(burst), last: Instant::now(), rate: f64::from(rate), burst: f64::from(burst) }
     }
 
     /// Takes one token; false when the client is over its rate.
-    fn take(&mut self) -> bool {
+    pub(crate) fn take(&mut self) -> bool {
         if self.rate <= 0.0 {
             return true;
         }

@@ -198,6 +198,20 @@ impl Ws {
 }
 
 impl Ws {
+    /// Waits for the server to end the websocket; fails on any packet but
+    /// pings and Engine.IO close (`1`).
+    pub async fn expect_closed(&mut self) {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await.expect("the server closes in time") {
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" || t.as_str() == "1" => continue,
+                Some(Ok(Message::Text(t))) => panic!("expected the transport to close, got packet {t}"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(other)) => panic!("expected a close, got {other:?}"),
+            }
+        }
+    }
+
     /// Closes the websocket (the transport ends; socket.io sees a disconnect).
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
