@@ -21,8 +21,15 @@
 //! handler is empty.
 //!
 //! The connection's task is the one extra task per connection the library
-//! forces: a single loop over the hub outbox, kick, disconnect and shutdown,
-//! ending in one cleanup.
+//! forces: a single loop over the hub outbox, kick, rate limit, disconnect
+//! and shutdown, ending in one cleanup.
+//!
+//! # Limits
+//! `--rate`/`--burst` count each socket's events; a client over them is
+//! disconnected. Sizes are Engine.IO's: `maxPayload` is the original's
+//! 1 000 000 bytes (advertised in the open packet), not `--max-frame`.
+//! Engine.IO pings (25 s, timeout 20 s) end dead connections. Each socket's
+//! outgoing buffer is bounded by the outbox size.
 //!
 //! # Delivery
 //! Messages for one user (`answerResponse`, `receivedIceCandidateFromServer`)
