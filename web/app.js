@@ -484,6 +484,16 @@ sb.on('error', (e) => {
 });
 sb.on('welcome', (w) => {
   $('room-max').textContent = String(sb.limits.room_max ?? 4);
+  if (!w.resumed && state.call) endCall('Call ended', 'The connection to the server was lost for too long; the call ended.');
+  if (!w.resumed && state.room) {
+    state.room = null;
+    closeAllPcs();
+    stopMedia();
+    saveSession();
+    showError('The connection to the server was lost for too long; you left the room.');
+    setStatus('ended', 'Left the room');
+  }
+  if (!w.resumed && state.incoming) closeIncoming();
   if (sb.name) refreshPeers();
   render();
   return w;

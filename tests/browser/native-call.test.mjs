@@ -104,6 +104,16 @@ test('1:1 call: rejected call and busy callee are shown', async () => {
   const dave = await openAs('dave');
   await carol.getByTestId('peer-dave').waitFor();
 
+  // A taken name is refused with a hint; the tab stays on the name form.
+  const copycat = await browser.newPage();
+  await copycat.goto(server.url + '/');
+  await copycat.getByTestId('name-input').fill('carol');
+  await copycat.getByTestId('name-btn').click();
+  await copycat.getByTestId('error').getByText('The name "carol" is taken; choose another.').waitFor();
+  assert.equal(await copycat.getByTestId('name-panel').isVisible(), true);
+  await screenshot(copycat, 'native-call-0-name-taken');
+  await copycat.close();
+
   await carol.getByTestId('call-dave').click();
   await dave.getByTestId('incoming').waitFor({ state: 'visible' });
   await dave.getByTestId('reject-btn').click();
@@ -156,6 +166,36 @@ test('reload during a call resumes the session and reconnects the media', async 
   await assertState(fay, 'ended');
   await fay.close();
   await gus.close();
+});
+
+test('a partner that closes its tab ends the call as disconnected', async () => {
+  // A short grace so the away partner is given up on quickly.
+  const quick = await startServer(['--grace', '1']);
+  const open = async (name) => {
+    const page = await browser.newPage();
+    await page.goto(quick.url + '/');
+    await page.waitForFunction(() => window.sbDebug?.state.conn === 'open');
+    await page.getByTestId('name-input').fill(name);
+    await page.getByTestId('name-btn').click();
+    await page.locator('#app-panel').waitFor({ state: 'visible' });
+    return page;
+  };
+  try {
+    const hal = await open('hal');
+    const ida = await open('ida');
+    await hal.getByTestId('call-ida').click();
+    await ida.getByTestId('incoming').waitFor({ state: 'visible' });
+    await ida.getByTestId('accept-btn').click();
+    await waitConnected(hal, 1);
+    await ida.close();
+    await assertState(hal, 'ended');
+    await hal.getByTestId('error').getByText('ida disconnected').waitFor();
+    await hal.getByTestId('peer-ida').waitFor({ state: 'detached' });
+    await screenshot(hal, 'native-call-7-partner-gone');
+    await hal.close();
+  } finally {
+    await quick.stop();
+  }
 });
 
 test('mesh room: three tabs all connected to each other', async () => {
