@@ -1,13 +1,12 @@
-// app.js: the built-in call app. Pick a name, see who is online, call someone
-// (1:1) or meet in a room (a mesh of up to `room_max` peers, one
-// RTCPeerConnection per member). Signaling goes through switchboard.js.
-//
-// Negotiation: whoever starts sends the offer (the caller once `accepted`, a
-// newcomer to each member of a room, a reloaded page to its partners); an
-// offer from a peer that already has a connection replaces it. ICE
-// candidates trickle through `signal`. Debug state for tests: window.sbDebug.
+// app.js: the built-in call app's page logic. Pick a name, see who is
+// online, call someone (1:1) or meet in a room (a mesh of up to `room_max`
+// peers). Signaling goes through switchboard.js, and media and
+// RTCPeerConnections through peers.js. Whoever starts sends the offers: the
+// caller once `accepted`, a newcomer to each room member, a reloaded page to
+// its partners. Debug state for tests: window.sbDebug.
 
 import { Switchboard } from '/switchboard.js';
+import { PeerLinks } from '/peers.js';
 
 const $ = (id) => document.getElementById(id);
 const sb = new Switchboard();
@@ -24,16 +23,22 @@ const state = {
   status: 'Ready',
   error: null,
 };
-const pcs = new Map(); // peer id -> RTCPeerConnection
-let localStream = null;
-let signalChain = Promise.resolve();
+const links = new PeerLinks(sb, {
+  context: signalContext,
+  track: (peer, ctx, stream) => {
+    const video = ctx.call ? $('remote-video') : roomTile(peer).querySelector('video');
+    if (video.srcObject !== stream) video.srcObject = stream;
+  },
+  state: onPcState,
+});
 
 window.sbDebug = {
   client: sb,
   state,
-  pcs,
+  /** peer id -> RTCPeerConnection */
+  pcs: links.pcs,
   /** {peerId: connectionState} of every RTCPeerConnection. */
-  connectionStates: () => Object.fromEntries([...pcs].map(([id, pc]) => [id, pc.connectionState])),
+  connectionStates: () => links.connectionStates(),
 };
 
 // ---------- rendering ----------
@@ -90,10 +95,10 @@ function render() {
   const inMedia = Boolean(state.call || state.room);
   $('hangup-btn').disabled = !inMedia;
   $('hangup-btn').textContent = state.room ? 'Leave room' : state.call?.phase === 'calling' ? 'Cancel' : 'Hang up';
-  $('mute-btn').disabled = !localStream?.getAudioTracks().length;
-  $('camera-btn').disabled = !localStream?.getVideoTracks().length;
+  $('mute-btn').disabled = !links.tracks('audio').length;
+  $('camera-btn').disabled = !links.tracks('video').length;
   $('remote-tile').hidden = !state.call;
-  $('local-tile').hidden = !localStream;
+  $('local-tile').hidden = !links.stream;
   $('idle-hint').hidden = inMedia;
   $('remote-label').textContent = state.call ? nameOf(state.call.peer) : '';
 }
@@ -101,22 +106,19 @@ function render() {
 // ---------- media and peer connections ----------
 
 async function ensureMedia() {
-  if (localStream) return localStream;
+  if (links.stream) return;
   try {
-    localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    await links.startMedia();
   } catch (e) {
     showError(`Camera/microphone unavailable (${e.name}): you will see and hear others but they will not see you.`);
-    localStream = null;
   }
-  $('local-video').srcObject = localStream;
+  $('local-video').srcObject = links.stream;
   resetToggles();
   render();
-  return localStream;
 }
 
 function stopMedia() {
-  localStream?.getTracks().forEach((t) => t.stop());
-  localStream = null;
+  links.stopMedia();
   $('local-video').srcObject = null;
   resetToggles();
   render();
@@ -129,57 +131,16 @@ function resetToggles() {
 }
 
 function toggle(kind, btnId, onText, offText) {
-  const tracks = kind === 'audio' ? localStream?.getAudioTracks() : localStream?.getVideoTracks();
-  if (!tracks?.length) return;
-  const off = tracks[0].enabled;
-  tracks.forEach((t) => { t.enabled = !off; });
-  $(btnId).setAttribute('aria-pressed', String(off));
-  $(btnId).textContent = off ? offText : onText;
-}
-
-/** A fresh connection to `peer` for `ctx` ({call} or {room}), replacing any old one. */
-function createPc(peer, ctx) {
-  closePc(peer.id);
-  const pc = new RTCPeerConnection({ iceServers: sb.iceServers });
-  pc.ctx = ctx;
-  pc.pending = [];
-  if (localStream) {
-    for (const t of localStream.getTracks()) pc.addTrack(t, localStream);
-  } else {
-    pc.addTransceiver('audio', { direction: 'recvonly' });
-    pc.addTransceiver('video', { direction: 'recvonly' });
-  }
-  pc.onicecandidate = (e) => {
-    if (e.candidate) sb.signal(peer.id, { ...ctx, candidate: e.candidate.toJSON() });
-  };
-  pc.ontrack = (e) => {
-    const stream = e.streams[0] ?? new MediaStream([e.track]);
-    const video = ctx.call ? $('remote-video') : roomTile(peer).querySelector('video');
-    if (video.srcObject !== stream) video.srcObject = stream;
-  };
-  pc.onconnectionstatechange = () => onPcState(peer, pc);
-  pcs.set(peer.id, pc);
-  return pc;
-}
-
-function closePc(id) {
-  const pc = pcs.get(id);
-  if (!pc) return;
-  pc.onicecandidate = pc.ontrack = pc.onconnectionstatechange = null;
-  pc.close();
-  pcs.delete(id);
+  if (!links.tracks(kind).length) return;
+  const on = links.toggle(kind);
+  $(btnId).setAttribute('aria-pressed', String(!on));
+  $(btnId).textContent = on ? onText : offText;
 }
 
 function closeAllPcs() {
-  for (const id of [...pcs.keys()]) closePc(id);
+  links.closeAll();
   $('remote-video').srcObject = null;
   document.querySelectorAll('.tile[data-peer]').forEach((t) => t.remove());
-}
-
-async function sendOffer(peer, ctx) {
-  const pc = createPc(peer, ctx);
-  await pc.setLocalDescription();
-  sb.signal(peer.id, { ...ctx, sdp: pc.localDescription.toJSON() });
 }
 
 function onPcState(peer, pc) {
@@ -200,38 +161,14 @@ function onPcState(peer, pc) {
   }
 }
 
-/** Handles one signal; signals are processed one at a time, in order. */
-async function onSignal({ from, data }) {
-  if (!data || typeof data !== 'object') return;
-  let ctx = null;
-  if (data.call && state.call?.id === data.call && state.call.peer.id === from.id) ctx = { call: data.call };
+/** The call or room a signal belongs to, or null (a call or room we have left). */
+function signalContext(from, data) {
+  if (data.call && state.call?.id === data.call && state.call.peer.id === from.id) return { call: data.call };
   if (data.room && state.room?.name === data.room) {
-    ctx = { room: data.room };
     if (!state.room.members.has(from.id)) state.room.members.set(from.id, from);
+    return { room: data.room };
   }
-  if (!ctx) return; // for a call or room we have left
-  const sdp = data.sdp;
-  if (sdp?.type === 'offer') {
-    const pc = createPc(from, ctx);
-    await pc.setRemoteDescription(sdp);
-    await pc.setLocalDescription();
-    sb.signal(from.id, { ...ctx, sdp: pc.localDescription.toJSON() });
-    await flushCandidates(pc);
-  } else if (sdp?.type === 'answer') {
-    const pc = pcs.get(from.id);
-    if (pc?.signalingState !== 'have-local-offer') return;
-    await pc.setRemoteDescription(sdp);
-    await flushCandidates(pc);
-  } else if (data.candidate) {
-    const pc = pcs.get(from.id);
-    if (!pc) return;
-    if (pc.remoteDescription) await pc.addIceCandidate(data.candidate).catch(() => {});
-    else pc.pending.push(data.candidate);
-  }
-}
-
-async function flushCandidates(pc) {
-  for (const c of pc.pending.splice(0)) await pc.addIceCandidate(c).catch(() => {});
+  return null;
 }
 
 // ---------- 1:1 calls ----------
@@ -322,7 +259,7 @@ function onAccepted({ call, by }) {
   state.call.phase = 'connecting';
   state.call.peer = by;
   setStatus('connecting', `Connecting to ${nameOf(by)}…`);
-  sendOffer(by, { call }).catch((e) => showError(`Could not start the media connection: ${e.message}`));
+  links.offer(by, { call }).catch((e) => showError(`Could not start the media connection: ${e.message}`));
 }
 
 function onRejected({ call, by, reason }) {
@@ -384,7 +321,7 @@ async function joinRoom(name, resuming = false) {
     renderRoomStatus();
     for (const m of members) {
       roomTile(m);
-      sendOffer(m, { room: name }).catch((e) => showError(`Could not connect to ${nameOf(m)}: ${e.message}`));
+      links.offer(m, { room: name }).catch((e) => showError(`Could not connect to ${nameOf(m)}: ${e.message}`));
     }
   } catch (e) {
     stopMedia();
@@ -415,7 +352,7 @@ function onJoined({ room, peer }) {
 function onLeft({ room, peer }) {
   if (state.room?.name !== room) return;
   state.room.members.delete(peer.id);
-  closePc(peer.id);
+  links.close(peer.id);
   document.querySelector(`.tile[data-peer="${peer.id}"]`)?.remove();
   renderRoomStatus();
 }
@@ -453,7 +390,7 @@ async function restore(welcome) {
     await ensureMedia();
     state.call = { id: saved.call.id, peer: saved.call.peer, role: saved.call.role, phase: 'connecting' };
     setStatus('connecting', `Reconnecting to ${nameOf(saved.call.peer)}…`);
-    sendOffer(saved.call.peer, { call: saved.call.id }).catch((e) => showError(e.message));
+    links.offer(saved.call.peer, { call: saved.call.id }).catch((e) => showError(e.message));
   } else if (saved.room) {
     await joinRoom(saved.room, true);
   }
@@ -469,7 +406,7 @@ sb.on('rejected', onRejected);
 sb.on('ended', onEnded);
 sb.on('joined', onJoined);
 sb.on('left', onLeft);
-sb.on('signal', (ev) => { signalChain = signalChain.then(() => onSignal(ev)).catch((e) => console.warn('signal failed', e)); });
+sb.on('signal', (ev) => links.handle(ev));
 sb.on('away', ({ call }) => {
   if (state.call?.id === call) setStatus(state.callState, `${nameOf(state.call.peer)}'s connection dropped; waiting for them to come back…`);
 });

@@ -20,6 +20,7 @@ use crate::transport::ws::run_connection;
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
 const CLIENT_JS: &str = include_str!("../../web/switchboard.js");
+const PEERS_JS: &str = include_str!("../../web/peers.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 /// Routes of the native dialect.
@@ -28,6 +29,7 @@ pub fn routes(app: App) -> Router {
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/switchboard.js", get(|| async { asset("text/javascript; charset=utf-8", CLIENT_JS) }))
+        .route("/peers.js", get(|| async { asset("text/javascript; charset=utf-8", PEERS_JS) }))
         .route("/style.css", get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }))
         .route("/ws", get(native_ws))
         .with_state(app)

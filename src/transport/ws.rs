@@ -223,6 +223,7 @@ async fn drive<P: Protocol>(
         }
     };
 
+    let we_closed = matches!(end, End::Closed(_) | End::ClosedFinal(_));
     let clean = match end {
         End::Clean => true,
         End::Abrupt => false,
@@ -246,6 +247,24 @@ async fn drive<P: Protocol>(
     }
     hub.detach(att.peer, att.conn, clean, unsent);
     info!(clean, "disconnected");
+    if we_closed {
+        drain(&mut socket).await;
+    }
+}
+
+/// After our close frame: reads and drops what the client still sends until
+/// it answers the close (at most [`CLOSE_WAIT`]). Dropping a socket with
+/// unread data makes the kernel reset the connection, and the client may
+/// then lose our close frame and its reason (seen as 1006 in browsers).
+async fn drain(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The close for a connection the server drops on its own.
