@@ -172,13 +172,12 @@ impl HubHandle {
         (att, Outbox { tx, kick, heard, conn })
     }
 
-    /// Resumes an away (or still connected) peer by token. The new connection
-    /// first receives, in order, everything that waited for the peer.
-    pub fn resume(&self, token: &str) -> Result<Attachment, HubError> {
+    /// Resumes an away (or still connected) peer of `space` by token. The new
+    /// connection first receives, in order, everything that waited for the peer.
+    pub fn resume(&self, space: SpaceId, token: &str) -> Result<Attachment, HubError> {
         let mut st = self.lock();
         let mut out = Vec::new();
-        let (peer, waiting) = st.hub.resume(token, &mut out)?;
-        let space = st.hub.space_of(peer).unwrap_or(SpaceId(0));
+        let (peer, waiting) = st.hub.resume(space, token, &mut out)?;
         // The away queue may hold more than an outbox (a kicked connection's
         // leftovers plus what came after, each bounded): size this first
         // outbox to take all of it, so nothing waiting is lost.

@@ -165,3 +165,30 @@ async fn resuming_over_a_live_connection_replaces_it_without_loss() {
     assert_eq!(server.metric("switchboard_peers").await, 1.0);
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_token_resumes_only_on_the_listener_that_issued_it() {
+    let mut config =
+        switchboard::Config::single(switchboard::dialect::DialectKind::Native, "127.0.0.1:0".parse().unwrap());
+    config.listeners.push(config.listeners[0].clone());
+    let server = TestServer::start(config).await;
+    let (mut bob, welcome) = server.client().await;
+    let token = welcome["resume"].as_str().unwrap().to_string();
+    bob.send(&json!({"type": "name", "name": "bob", "ref": 1})).await;
+    bob.recv_type("ok").await;
+    bob.drop_abruptly().await;
+    server.wait_metric("switchboard_peers_away", |v| v == 1.0).await;
+
+    // The other listener is another namespace: its token means nothing there.
+    let mut other = Client::connect(&format!("ws://{}/ws?resume={token}", server.addr(1))).await;
+    let err = other.recv_type("error").await;
+    assert_eq!(err["code"], "bad_token");
+    let fresh = other.recv_type("welcome").await;
+    assert_eq!(fresh["resumed"], false);
+    assert_ne!(fresh["id"], welcome["id"]);
+    assert_eq!(server.metric("switchboard_peers_away").await, 1.0, "bob still waits on his own listener");
+
+    let (_bob, frames) = server.resume(&token).await;
+    assert_eq!((frames.len(), &frames[0]["id"]), (1, &welcome["id"]));
+    server.running.shutdown().await;
+}

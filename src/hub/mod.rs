@@ -359,10 +359,19 @@ impl Hub {
         }
     }
 
-    /// Brings an away peer back by its token; returns it and, in order, every
-    /// event that waited for it. A peer still marked connected is taken over.
-    pub fn resume(&mut self, token: &str, out: &mut Vec<Delivery>) -> Result<(PeerId, Vec<Event>), HubError> {
+    /// Brings an away peer of `space` back by its token; returns it and, in
+    /// order, every event that waited for it. A peer still marked connected is
+    /// taken over. A token of another space is unknown here.
+    pub fn resume(
+        &mut self,
+        space: SpaceId,
+        token: &str,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(PeerId, Vec<Event>), HubError> {
         let id = *self.tokens.get(token).ok_or(HubError::BadToken)?;
+        if self.space_of(id) != Some(space) {
+            return Err(HubError::BadToken);
+        }
         self.resume_id(id, out)
     }
 

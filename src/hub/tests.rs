@@ -167,7 +167,7 @@ fn away_peer_gets_queued_signals_in_order_on_resume() {
         assert_eq!(w.signal(a, b, &i.to_string()), Ok(Reply::Queued));
     }
     assert!(w.take().is_empty());
-    let (id, waiting) = w.hub.resume("tok-b", &mut w.out).expect("resume");
+    let (id, waiting) = w.hub.resume(S, "tok-b", &mut w.out).expect("resume");
     assert_eq!(id, b);
     let bodies: Vec<String> = waiting
         .into_iter()
@@ -198,7 +198,17 @@ fn grace_expiry_tells_each_sender() {
         .collect();
     assert_eq!(marks, ["\"1\"", "\"2\""]);
     assert!(!w.hub.contains(b));
-    assert_eq!(w.hub.resume("tok-b", &mut w.out).map(|r| r.0), Err(HubError::BadToken));
+    assert_eq!(w.hub.resume(S, "tok-b", &mut w.out).map(|r| r.0), Err(HubError::BadToken));
+}
+
+#[test]
+fn a_token_is_unknown_in_another_space() {
+    let mut w = World::new();
+    let b = w.peer("b", 30);
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    assert_eq!(w.hub.resume(SpaceId(1), "tok-b", &mut w.out).map(|r| r.0), Err(HubError::BadToken));
+    assert!(w.hub.is_away(b));
+    assert_eq!(w.hub.resume(S, "tok-b", &mut w.out).map(|r| r.0), Ok(b));
 }
 
 #[test]
@@ -401,7 +411,7 @@ fn a_partner_away_is_announced_then_back_then_gone_after_grace() {
         matches!(&w.take()[..], [Delivery { to, event: Event::PartnerAway { peer, .. } }] if *to == a && *peer == b)
     );
     assert_eq!(w.hub.census().away, 1);
-    w.hub.resume("tok-b", &mut w.out).unwrap();
+    w.hub.resume(S, "tok-b", &mut w.out).unwrap();
     assert!(
         matches!(&w.take()[..], [Delivery { to, event: Event::PartnerBack { peer, .. } }] if *to == a && *peer == b)
     );
@@ -426,7 +436,7 @@ fn the_away_queue_is_bounded() {
         assert_eq!(w.signal(a, b, &i.to_string()), Ok(Reply::Queued));
     }
     assert_eq!(w.signal(a, b, "3"), Err(HubError::QueueFull(Target::Id(b))));
-    let (_, waiting) = w.hub.resume("tok-b", &mut w.out).unwrap();
+    let (_, waiting) = w.hub.resume(S, "tok-b", &mut w.out).unwrap();
     assert_eq!(waiting.len(), 3);
 }
 

@@ -62,7 +62,7 @@ async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WebSock
             room_max: app.config.room_max,
             grace: app.config.grace,
         };
-        let (att, resume_error) = match q.resume.as_deref().map(|t| app.hub.resume(t)) {
+        let (att, resume_error) = match q.resume.as_deref().map(|t| app.hub.resume(app.space, t)) {
             Some(Ok(att)) => (att, None),
             other => {
                 let att = app.hub.attach(app.space, PeerOpts { grace: app.config.grace }, true);
