@@ -352,7 +352,17 @@ impl Hub {
             }
             None => peer.away = Some(Away { since: now, queue: unsent.into() }),
         }
-        if let Some(call) = peer.call
+        // A connection's leftovers come on top of what queued meanwhile: keep
+        // at most twice the queue bound, and tell the senders of the newest rest.
+        let hard = self.limits.away_queue.saturating_mul(2);
+        let excess: Vec<Event> = match &mut peer.away {
+            Some(away) if away.queue.len() > hard => away.queue.drain(hard..).collect(),
+            _ => Vec::new(),
+        };
+        let call = peer.call;
+        let to = peer.names.first().cloned().map(Target::Name).unwrap_or(Target::Id(id));
+        self.tell_senders(to, excess, out);
+        if let Some(call) = call
             && let Some(partner) = self.calls.get(&call).map(|c| c.partner(id))
         {
             self.deliver(partner, Event::PartnerAway { call, peer: id }, out);
@@ -386,6 +396,16 @@ impl Hub {
         Ok((id, waiting))
     }
 
+    /// Tells the sender of each signal among `events` that it will not reach `to`.
+    fn tell_senders(&mut self, to: Target, events: impl IntoIterator<Item = Event>, out: &mut Vec<Delivery>) {
+        for event in events {
+            if let Event::Signal { from, kind, mark, .. } = event {
+                let notice = Event::Undeliverable { to: to.clone(), kind, mark, reason: Undelivered::PeerGone };
+                self.deliver(from.id, notice, out);
+            }
+        }
+    }
+
     /// Removes a peer for good: names freed, rooms left, call ended, and the
     /// senders of every signal still waiting for it told.
     fn remove(&mut self, id: PeerId, unsent: Vec<Event>, out: &mut Vec<Delivery>) {
@@ -400,14 +420,8 @@ impl Hub {
             }
         }
         let waiting = peer.away.take().map(|a| a.queue).unwrap_or_default();
-        for event in unsent.into_iter().chain(waiting) {
-            if let Event::Signal { from, kind, mark, .. } = event {
-                let name = peer.names.first().cloned();
-                let to = name.map(Target::Name).unwrap_or(Target::Id(id));
-                let notice = Event::Undeliverable { to, kind, mark, reason: Undelivered::PeerGone };
-                self.deliver(from.id, notice, out);
-            }
-        }
+        let to = peer.names.first().cloned().map(Target::Name).unwrap_or(Target::Id(id));
+        self.tell_senders(to, unsent.into_iter().chain(waiting), out);
         let info = PeerInfo { id, name: peer.names.first().cloned(), info: peer.info.clone() };
         for name in std::mem::take(&mut peer.names) {
             let key = (peer.space, name);

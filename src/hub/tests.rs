@@ -441,6 +441,29 @@ fn the_away_queue_is_bounded() {
 }
 
 #[test]
+fn leftovers_of_a_dropped_connection_keep_the_away_queue_bounded_and_are_reported() {
+    let mut w = World::new();
+    w.hub = Hub::new(Limits { away_queue: 2, ..Limits::default() });
+    let (a, b) = (w.peer("a", 30), w.peer("b", 30));
+    for i in 0..5 {
+        w.signal(a, b, &i.to_string()).unwrap();
+    }
+    let unsent: Vec<Event> = w.take().into_iter().map(|d| d.event).collect();
+    w.hub.disconnect(b, false, unsent, w.now, &mut w.out);
+    let told: Vec<String> = w
+        .take()
+        .into_iter()
+        .map(|d| match d.event {
+            Event::Undeliverable { mark: Some(m), reason: Undelivered::PeerGone, .. } if d.to == a => m.get().into(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(told, ["\"4\""], "the newest beyond twice the bound");
+    let (_, waiting) = w.hub.resume(S, "tok-b", &mut w.out).unwrap();
+    assert_eq!(waiting.len(), 4, "the oldest are kept, in order");
+}
+
+#[test]
 fn held_signals_are_bounded_per_name_and_in_total() {
     let mut w = World::new();
     w.hub = Hub::new(Limits { hold_per_name: 2, hold_total: 3, ..Limits::default() });
