@@ -12,7 +12,7 @@ use serde_json::json;
 /// Reads to the end and checks for the shutdown notice and the 1012 close.
 async fn told_to_reconnect(c: &mut Client) {
     let (frames, ending) = c.read_to_end().await;
-    let last = frames.last().expect("a notice before the close");
+    let last = frames.last().unwrap_or_else(|| panic!("a notice before the close, got {ending:?}"));
     assert_eq!(last["type"], "shutdown", "{frames:?}");
     assert!(last["message"].as_str().unwrap().contains("reconnect"), "{last}");
     match ending {
