@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerOpts, Reply, SpaceId};
 use crate::metrics::Metrics;
+use crate::outbox;
 
 /// Why the server ended a connection on its own.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -83,7 +83,7 @@ pub struct Attachment {
     /// Serial of this connection (a resumed peer gets a new one).
     pub conn: u64,
     /// Events for the peer, in order.
-    pub rx: mpsc::Receiver<Event>,
+    pub rx: outbox::Receiver<Event>,
     /// Fires when the server drops this connection.
     pub kick: Kick,
     /// Last time the client was heard; the connection keeps it current.
@@ -96,7 +96,7 @@ pub struct Attachment {
 
 #[derive(Debug)]
 struct Outbox {
-    tx: mpsc::Sender<Event>,
+    tx: outbox::Sender<Event>,
     kick: Kick,
     heard: Heard,
     conn: u64,
@@ -164,7 +164,7 @@ impl HubHandle {
         cap: usize,
     ) -> (Attachment, Outbox) {
         st.next_conn += 1;
-        let (tx, rx) = mpsc::channel(cap);
+        let (tx, rx) = outbox::channel(cap);
         let kick = Kick::default();
         let heard = Heard::new(Instant::now());
         let conn = st.next_conn;
@@ -318,13 +318,13 @@ impl HubHandle {
             let Some(outbox) = st.outboxes.get(&to) else { continue };
             let event = match outbox.tx.try_send(event) {
                 Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(e)) => {
+                Err(outbox::TrySendError::Full(e)) => {
                     tracing::warn!(peer = %to, "outbox full: dropping slow consumer");
                     self.shared.metrics.queue_drop();
                     outbox.kick.fire(KickReason::SlowConsumer);
                     e
                 }
-                Err(mpsc::error::TrySendError::Closed(e)) => e,
+                Err(outbox::TrySendError::Closed(e)) => e,
             };
             st.outboxes.remove(&to);
             let mut more = Vec::new();

@@ -24,6 +24,7 @@ pub mod dialect;
 pub mod handle;
 pub mod hub;
 pub mod metrics;
+pub mod outbox;
 pub mod routes;
 pub mod server;
 pub mod transport;

@@ -234,7 +234,8 @@ impl Hub {
     fn resolve(&self, space: SpaceId, to: &Target) -> Option<PeerId> {
         match to {
             Target::Id(id) => self.peers.get(id).filter(|p| p.space == space).map(|_| *id),
-            Target::Name(name) => self.lookup(space, name),
+            // A clone of the name shares its text: no allocation per signal.
+            Target::Name(name) => self.names.get(&(space, name.clone())).and_then(|v| v.first().copied()),
         }
     }
 

@@ -15,7 +15,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use futures_util::future::Either;
+
 use crate::dialect::peerjs::{ID_TAKEN, PeerJs, error_frame, refusal};
+use crate::handle::Attachment;
 use crate::hub::{HubError, Name, PeerOpts};
 use crate::routes::over_capacity;
 use crate::server::App;
@@ -29,6 +32,11 @@ pub const PING_EVERY: Duration = Duration::from_secs(5);
 /// A connection not heard from (message, heartbeat or pong) for this long
 /// loses its id to a client with another token: three missed pings.
 pub const DEAD_AFTER: Duration = Duration::from_secs(15);
+
+/// Initial size of a connection's read buffer, and the most read from the
+/// socket at once. Signaling messages are small; a larger one grows the
+/// buffer as needed. (tungstenite's default, 128 KiB, is sized for bulk data.)
+const READ_BUFFER: usize = 2 * 1024;
 
 /// Longest id or token accepted.
 const MAX_ID: usize = 256;
@@ -108,48 +116,61 @@ async fn peerjs_ws(
         ..app.config.conn.clone()
     };
     limits.ping_every = limits.ping_every.max(Duration::from_millis(100));
-    ws.max_message_size(limits.max_frame * 2).max_frame_size(limits.max_frame * 2).on_upgrade(move |socket| {
+    let ws =
+        ws.read_buffer_size(READ_BUFFER).max_message_size(limits.max_frame * 2).max_frame_size(limits.max_frame * 2);
+    ws.on_upgrade(move |socket| {
         let tracker = app.tracker.clone();
         tracker.track_future(register(socket, app, reg, limits))
     })
 }
 
-/// Registers the client as `peer` does, then runs its connection.
-async fn register(socket: WebSocket, app: App, reg: Registration, limits: ConnLimits) {
+/// Registers the client as `peer` does, then runs its connection. Decided
+/// before any await, so the connection's long-lived future holds the socket
+/// once (in whichever branch runs), not once per layer.
+fn register(socket: WebSocket, app: App, reg: Registration, limits: ConnLimits) -> impl Future<Output = ()> + Send {
+    match admit(&app, reg) {
+        Ok((att, id)) => {
+            let proto = PeerJs::new(&id, app.config.peerjs.expire_timeout);
+            let run = run_connection(socket, proto, att, app.hub.clone(), limits, app.shutdown.clone(), "peerjs");
+            Either::Left(run)
+        }
+        Err(frame) => Either::Right(refuse(socket, frame)),
+    }
+}
+
+/// Checks the registration and attaches the client to the hub; on refusal,
+/// the frame to send before closing.
+fn admit(app: &App, reg: Registration) -> Result<(Attachment, String), String> {
     let pj = &app.config.peerjs;
     let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
     let (Some(key), Some(id), Some(token)) = (nonempty(reg.key), nonempty(reg.id), nonempty(reg.token)) else {
-        return refuse(socket, &error_frame(refusal::PARAMS)).await;
+        return Err(error_frame(refusal::PARAMS));
     };
     if key != pj.key {
-        return refuse(socket, &error_frame(refusal::KEY)).await;
+        return Err(error_frame(refusal::KEY));
     }
     if id.len() > MAX_ID || token.len() > MAX_ID {
-        let msg = format!("id and token must be at most {MAX_ID} characters long");
-        return refuse(socket, &error_frame(&msg)).await;
+        return Err(error_frame(&format!("id and token must be at most {MAX_ID} characters long")));
     }
     let opts = PeerOpts { grace: app.config.grace };
     let limit = Some(pj.concurrent_limit);
-    let att = match app.hub.attach_keyed(app.space, opts, Name::from(id.as_str()), token.into(), limit, DEAD_AFTER) {
-        Ok(att) => att,
+    match app.hub.attach_keyed(app.space, opts, Name::from(id.as_str()), token.into(), limit, DEAD_AFTER) {
+        Ok(att) => Ok((att, id)),
         Err(HubError::NameTaken(_)) => {
             app.hub.metrics().error("name_taken");
-            return refuse(socket, ID_TAKEN).await;
+            Err(ID_TAKEN.to_string())
         }
         Err(HubError::SpaceFull(_)) => {
             app.hub.metrics().error("space_full");
-            return refuse(socket, &error_frame(refusal::LIMIT)).await;
+            Err(error_frame(refusal::LIMIT))
         }
-        Err(e) => return refuse(socket, &error_frame(&e.to_string())).await,
-    };
-    let proto = PeerJs::new(&id, pj.expire_timeout);
-    let hub = app.hub.clone();
-    run_connection(socket, proto, att, hub, limits, app.shutdown.clone(), "peerjs").await;
+        Err(e) => Err(error_frame(&e.to_string())),
+    }
 }
 
 /// Sends one frame, then closes.
-async fn refuse(mut socket: WebSocket, frame: &str) {
-    let _ = socket.send(Message::Text(frame.to_string().into())).await;
+async fn refuse(mut socket: WebSocket, frame: String) {
+    let _ = socket.send(Message::Text(frame.into())).await;
     let close = CloseFrame { code: 1008, reason: "registration refused".into() };
     let _ = socket.send(Message::Close(Some(close))).await;
 }

@@ -90,7 +90,11 @@ enum End {
 }
 
 /// Runs one connection to its end, then detaches the peer from the hub.
-pub async fn run_connection<P: Protocol>(
+///
+/// A plain function returning the future, not an `async fn`: an `async fn`
+/// keeps its arguments (the socket among them) in its own state as well as in
+/// the future it awaits, and that state lives as long as the connection.
+pub fn run_connection<P: Protocol>(
     socket: WebSocket,
     proto: P,
     att: Attachment,
@@ -98,9 +102,9 @@ pub async fn run_connection<P: Protocol>(
     limits: ConnLimits,
     shutdown: CancellationToken,
     dialect: &'static str,
-) {
+) -> impl Future<Output = ()> + Send {
     let span = info_span!("conn", peer = %att.peer, dialect);
-    drive(socket, proto, att, hub, limits, shutdown).instrument(span).await
+    drive(socket, proto, att, hub, limits, shutdown).instrument(span)
 }
 
 async fn drive<P: Protocol>(
