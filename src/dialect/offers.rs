@@ -60,11 +60,23 @@ pub struct BoardLimits {
     pub keep_after_leave: Duration,
     /// Most offerer candidates stored per offer (later ones are still relayed).
     pub max_candidates: usize,
+    /// Bytes of offers and candidates the board may hold; a new offer evicts
+    /// as the count cap does, and a candidate past it is relayed, not stored.
+    pub max_bytes: usize,
+    /// Largest offer, answer or candidate accepted, in bytes. An SDP is a few
+    /// kilobytes; the original takes anything up to its 1 MB packet limit.
+    pub max_item: usize,
 }
 
 impl Default for BoardLimits {
     fn default() -> Self {
-        BoardLimits { max_offers: 1000, keep_after_leave: Duration::from_secs(600), max_candidates: 64 }
+        BoardLimits {
+            max_offers: 1000,
+            keep_after_leave: Duration::from_secs(600),
+            max_candidates: 64,
+            max_bytes: 16 << 20,
+            max_item: 64 << 10,
+        }
     }
 }
 
@@ -92,6 +104,9 @@ pub struct Offer {
     /// When the last socket of the offerer went away (for pruning).
     #[serde(skip)]
     left_at: Option<Instant>,
+    /// Bytes of JSON held (offer, answer, stored candidates).
+    #[serde(skip)]
+    size: usize,
 }
 
 /// Why an event was dropped. The original crashes or stays silent on all of
@@ -109,6 +124,16 @@ pub enum Dropped {
     /// No offer on the board matches the name the client gave.
     #[error("no offer on the board for user {0:?}")]
     NoSuchOffer(Option<String>),
+    /// An offer, answer or candidate larger than the board takes.
+    #[error("'{event}' payload of {bytes} bytes is over the limit of {limit}")]
+    TooLarge {
+        /// Event name.
+        event: &'static str,
+        /// Its size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// What answering an offer produced.
@@ -183,12 +208,14 @@ fn truthy(v: &serde_json::Value) -> bool {
 pub struct Board {
     offers: VecDeque<Offer>,
     limits: BoardLimits,
+    /// Sum of the offers' sizes.
+    bytes: usize,
 }
 
 impl Board {
     /// An empty board.
     pub fn new(limits: BoardLimits) -> Board {
-        Board { offers: VecDeque::new(), limits }
+        Board { offers: VecDeque::new(), limits, bytes: 0 }
     }
 
     /// Offers listed now.
@@ -215,6 +242,12 @@ impl Board {
     fn prune(&mut self, now: Instant) {
         let keep = self.limits.keep_after_leave;
         self.offers.retain(|o| o.left_at.is_none_or(|t| now.duration_since(t) < keep));
+        self.bytes = self.offers.iter().map(|o| o.size).sum();
+    }
+
+    fn check_size(&self, event: &'static str, bytes: usize) -> Result<(), Dropped> {
+        let limit = self.limits.max_item;
+        if bytes > limit { Err(Dropped::TooLarge { event, bytes, limit }) } else { Ok(()) }
     }
 
     /// A user's socket connected: its offers are live again. Returns the
@@ -240,12 +273,19 @@ impl Board {
     /// `newOffer`: stores the offer and returns the `newOfferAwaiting`
     /// payload, a one-element array with the new offer.
     pub fn new_offer(&mut self, user: Option<Name>, offer: &str, now: Instant) -> Result<String, Dropped> {
+        self.check_size(event::NEW_OFFER, offer.len())?;
         let offer = Payload::parse(offer).map_err(|e| bad(event::NEW_OFFER, e.to_string()))?;
+        let size = offer.get().len();
         self.prune(now);
-        if self.offers.len() >= self.limits.max_offers {
+        while !self.offers.is_empty()
+            && (self.offers.len() >= self.limits.max_offers || self.bytes + size > self.limits.max_bytes)
+        {
             let victim = self.offers.iter().position(|o| o.left_at.is_some()).unwrap_or(0);
-            self.offers.remove(victim);
+            if let Some(gone) = self.offers.remove(victim) {
+                self.bytes -= gone.size;
+            }
         }
+        self.bytes += size;
         // Quirk of `offers`: the same user offering twice makes two entries;
         // every later lookup by name finds the first.
         self.offers.push_back(Offer {
@@ -256,6 +296,7 @@ impl Board {
             answer: None,
             answerer_ice_candidates: Vec::new(),
             left_at: None,
+            size,
         });
         let last = self.offers.back().map(std::slice::from_ref).unwrap_or_default();
         Ok(to_json(last))
@@ -269,6 +310,8 @@ impl Board {
     /// changes, and candidates that come later are relayed one by one.
     pub fn answer(&mut self, user: Option<Name>, body: &str, ack: impl FnOnce(String)) -> Result<Answered, Dropped> {
         let input: AnswerIn<'_> = serde_json::from_str(body).map_err(|e| bad(event::NEW_ANSWER, e.to_string()))?;
+        let answer_size = input.answer.map_or(0, |a| a.get().len());
+        self.check_size(event::NEW_ANSWER, answer_size)?;
         let wanted = input.offerer_user_name.as_ref().and_then(|v| v.as_str());
         let Some(offer) = self.offers.iter_mut().find(|o| o.offerer_user_name.as_deref() == wanted && wanted.is_some())
         else {
@@ -276,8 +319,12 @@ impl Board {
         };
         ack(to_json(&offer.offer_ice_candidates));
         // JS: `offerToUpdate.answer = offerObj.answer` (undefined if absent).
+        let old = offer.answer.as_ref().map_or(0, |a| a.get().len());
         offer.answer = input.answer.map(Payload::from_raw);
         offer.answerer_user_name = user;
+        // Answers replace each other: at most one per offer is held.
+        offer.size = offer.size - old + answer_size;
+        self.bytes = self.bytes - old + answer_size;
         Ok(Answered { offerer: offer.offerer_user_name.clone(), response: to_json(&*offer) })
     }
 
@@ -288,6 +335,7 @@ impl Board {
         let Some(candidate) = input.ice_candidate.map(Payload::from_raw) else {
             return Err(bad(event::SEND_ICE, "missing 'iceCandidate'"));
         };
+        self.check_size(event::SEND_ICE, candidate.get().len())?;
         let Some(name) = input.ice_user_name.as_ref().and_then(|v| v.as_str()) else {
             return Err(bad(event::SEND_ICE, "'iceUserName' must be a string"));
         };
@@ -297,8 +345,13 @@ impl Board {
                 // The original silently ignores this case too.
                 return Err(Dropped::NoSuchOffer(Some(name.to_string())));
             };
-            if offer.offer_ice_candidates.len() < self.limits.max_candidates {
+            let size = candidate.get().len();
+            if offer.offer_ice_candidates.len() < self.limits.max_candidates
+                && self.bytes + size <= self.limits.max_bytes
+            {
                 offer.offer_ice_candidates.push(candidate.clone());
+                offer.size += size;
+                self.bytes += size;
             }
             Ok(offer.answerer_user_name.clone().map(|to| Relay { to, candidate }))
         } else {

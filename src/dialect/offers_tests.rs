@@ -13,7 +13,13 @@ fn name(s: &str) -> Option<Name> {
 }
 
 fn board() -> Board {
-    Board::new(BoardLimits { max_offers: 3, keep_after_leave: Duration::from_secs(60), max_candidates: 2 })
+    Board::new(BoardLimits {
+        max_offers: 3,
+        keep_after_leave: Duration::from_secs(60),
+        max_candidates: 2,
+        max_bytes: 1 << 20,
+        max_item: 1 << 10,
+    })
 }
 
 fn ice(user: &str, n: u32, did_i_offer: bool) -> String {
@@ -126,4 +132,33 @@ fn auth_checks() {
     assert!(!password_ok(&serde_json::Value::Null));
     assert_eq!(user_name(&serde_json::json!({"userName": "Rob-1"})), name("Rob-1"));
     assert_eq!(user_name(&serde_json::json!({"userName": 5})), None);
+}
+
+// Quirk of `offers`: the original stores payloads of any size (up to its
+// 1 MB packet limit) forever; ours bounds each item and the whole board.
+#[test]
+fn payload_sizes_are_bounded_per_item_and_in_total() {
+    let mut b = Board::new(BoardLimits {
+        max_offers: 100,
+        keep_after_leave: Duration::from_secs(60),
+        max_candidates: 10,
+        max_bytes: 200,
+        max_item: 90,
+    });
+    let t0 = Instant::now();
+    let big = format!(r#"{{"sdp":"{}"}}"#, "x".repeat(100));
+    assert!(matches!(b.new_offer(name("A"), &big, t0), Err(Dropped::TooLarge { .. })));
+    let offer = format!(r#"{{"sdp":"{}"}}"#, "o".repeat(70)); // 81 bytes
+    for user in ["A", "B", "C"] {
+        b.new_offer(name(user), &offer, t0).unwrap();
+    }
+    // Three do not fit in 200 bytes: the oldest went.
+    let users: Vec<_> = b.offers().map(|o| o.offerer_user_name.clone().unwrap()).collect();
+    assert_eq!(users, ["B", "C"].map(Name::from));
+    // A candidate past the budget is relayed but not stored.
+    let cand = format!(r#"{{"iceCandidate":{{"candidate":"{}"}},"iceUserName":"B","didIOffer":true}}"#, "c".repeat(40));
+    b.ice(&cand).unwrap();
+    assert_eq!(b.offers().next().unwrap().offer_ice_candidates.len(), 0);
+    let huge = format!(r#"{{"offererUserName":"B","answer":{big}}}"#);
+    assert!(matches!(b.answer(name("Z"), &huge, |_| {}), Err(Dropped::TooLarge { .. })));
 }
