@@ -43,5 +43,5 @@ if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
     log "browser tests (headless Chromium)"
     cargo build --quiet --bin switchboard
     mkdir -p artifacts
-    SWITCHBOARD_BIN=$PWD/target/debug/switchboard node --test tests/browser/
+    SWITCHBOARD_BIN=$PWD/target/debug/switchboard node --test tests/browser/*.test.mjs
 fi

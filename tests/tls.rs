@@ -3,45 +3,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use common::TestServer;
 use futures_util::{SinkExt, StreamExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use switchboard::Config;
 use switchboard::config::ListenerConfig;
 use switchboard::dialect::DialectKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::Message;
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-{tag}-{}-{}", std::process::id(), rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-}
-
-/// A TLS connector that trusts only `ca`.
-fn connector(ca: &std::path::Path) -> TlsConnector {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
-}
 
 async fn tls_server(dir: &std::path::Path) -> (TestServer, switchboard::cert::Generated) {
     let made = switchboard::cert::generate(dir, &switchboard::cert::machine_names(&[])).expect("certificates");
@@ -54,9 +24,9 @@ async fn tls_server(dir: &std::path::Path) -> (TestServer, switchboard::cert::Ge
 
 #[tokio::test]
 async fn https_and_wss_work_with_a_generated_certificate() {
-    let dir = temp_dir("tls");
+    let dir = common::temp_dir("tls");
     let (server, made) = tls_server(&dir).await;
-    let tls = connector(&made.ca_cert);
+    let tls = common::tls_connector(&made.ca_cert);
 
     // HTTPS: /healthz over a verified TLS connection to "localhost".
     let tcp = TcpStream::connect(server.addr(0)).await.unwrap();
@@ -85,7 +55,7 @@ async fn https_and_wss_work_with_a_generated_certificate() {
 
 #[tokio::test]
 async fn plain_http_to_a_tls_listener_is_refused() {
-    let dir = temp_dir("tls-plain");
+    let dir = common::temp_dir("tls-plain");
     let (server, _) = tls_server(&dir).await;
     let mut tcp = TcpStream::connect(server.addr(0)).await.unwrap();
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
@@ -98,7 +68,7 @@ async fn plain_http_to_a_tls_listener_is_refused() {
 
 #[test]
 fn cert_reuses_the_ca_and_covers_loopback_names() {
-    let dir = temp_dir("cert");
+    let dir = common::temp_dir("cert");
     let first = switchboard::cert::generate(&dir, &switchboard::cert::machine_names(&["example.test".into()])).unwrap();
     assert!(first.ca_created);
     let ca = std::fs::read_to_string(&first.ca_cert).unwrap();
