@@ -144,11 +144,18 @@ async fn drive<P: Protocol>(
         if let Err(end) = guard!(send_all(&mut socket, &mut out)).await {
             break 'conn end;
         }
+        // Made once per connection: fresh ones on every turn of the loop
+        // would register with (and leave) their notifiers for every message,
+        // which showed in the relay profile (docs/performance.md).
+        let kicked_once = kick.fired();
+        tokio::pin!(kicked_once);
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
         loop {
             tokio::select! {
                 biased;
-                reason = kick.fired() => break 'conn kicked(reason),
-                _ = shutdown.cancelled() => {
+                reason = &mut kicked_once => break 'conn kicked(reason),
+                _ = &mut stopping => {
                     out.extend(proto.shutdown_notice());
                     let _ = tokio::time::timeout(CLOSE_WAIT, send_all(&mut socket, &mut out)).await;
                     break 'conn restarting();
