@@ -7,29 +7,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, TestServer};
+use common::samples::{ANSWER, CANDIDATE, OFFER};
+use common::{Client, TestServer, expect_exact as expect};
 use switchboard::Config;
 use switchboard::config::default_listen;
 use switchboard::dialect::DialectKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const QUIET: Duration = Duration::from_millis(300);
-const OFFER: &str = r#"{"type":"offer","sdp":"v=0..."}"#;
-const ANSWER: &str = r#"{"type":"answer","sdp":"v=0..."}"#;
-const CANDIDATE: &str =
-    r#"{"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0}"#;
-
 async fn server() -> TestServer {
     TestServer::start(Config::single(DialectKind::One2one, "127.0.0.1:0".parse().expect("addr"))).await
-}
-
-/// Receives one frame and checks it is exactly `expected`, as text and as JSON.
-async fn expect(c: &mut Client, expected: &str) {
-    let got = c.recv_text().await;
-    let got_v: serde_json::Value = serde_json::from_str(&got).expect("server sent JSON");
-    let want_v: serde_json::Value = serde_json::from_str(expected).expect("test expectation is JSON");
-    assert_eq!(got_v, want_v, "frame content");
-    assert_eq!(got, expected, "frame text (field order and spelling)");
 }
 
 async fn connect(s: &TestServer) -> Client {

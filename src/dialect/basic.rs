@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Ctx, Protocol, push_json_str};
+use super::{Ctx, Protocol, json_object, json_str};
 use crate::hub::{Command, Event, HubError, Missing, Name, Payload, Reply, Target};
 
 /// One `basic` connection.
@@ -82,30 +82,6 @@ fn js_string(v: Option<&Value>) -> String {
             .collect::<Vec<_>>()
             .join(","),
     }
-}
-
-/// Builds `{"type":<ty>,<key>:<raw>...}` in the given order, leaving out
-/// absent values (`JSON.stringify` drops `undefined`).
-fn frame(ty: &str, fields: &[(&str, Option<&str>)]) -> String {
-    let mut s = String::with_capacity(64);
-    s.push_str(r#"{"type":"#);
-    push_json_str(&mut s, ty);
-    for (key, value) in fields {
-        if let Some(value) = value {
-            s.push(',');
-            push_json_str(&mut s, key);
-            s.push(':');
-            s.push_str(value);
-        }
-    }
-    s.push('}');
-    s
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_str(&mut out, s);
-    out
 }
 
 const LOGIN_OK: &str = r#"{"type":"login","success":true}"#;
@@ -195,38 +171,38 @@ impl Protocol for Basic {
             Some("login") => self.login(target, ctx),
             Some("offer") => {
                 let sender = self.sender_name();
-                let f = frame("offer", &[("offer", raw("offer")), ("name", sender.as_deref())]);
+                let f = json_object("type", "offer", &[("offer", raw("offer")), ("name", sender.as_deref())]);
                 if self.relay(ctx, "offer", target.as_deref(), f) {
                     self.other = target.map(Name::from);
                 }
             }
             Some("answer") => {
                 // Quirk of `basic`: the relayed answer does not name its sender.
-                let f = frame("answer", &[("answer", raw("answer"))]);
+                let f = json_object("type", "answer", &[("answer", raw("answer"))]);
                 if self.relay(ctx, "answer", target.as_deref(), f) {
                     self.other = target.map(Name::from);
                 }
             }
             Some("candidate") => {
-                let f = frame("candidate", &[("candidate", raw("candidate"))]);
+                let f = json_object("type", "candidate", &[("candidate", raw("candidate"))]);
                 self.relay(ctx, "candidate", target.as_deref(), f);
             }
             Some("leave") => {
                 // The original crashes on an unknown target; we drop silently.
                 // Quirk of `basic`: the sender's own `otherName` is not cleared.
-                self.relay(ctx, "leave", target.as_deref(), frame("leave", &[]));
+                self.relay(ctx, "leave", target.as_deref(), json_object("type", "leave", &[]));
             }
             Some("message") => {
                 // Unknown target (including the client's literal "name" when it
                 // has no peer) crashes the original; we drop silently.
                 let sender = self.sender_name();
-                let f = frame("message", &[("message", raw("message")), ("name", sender.as_deref())]);
+                let f = json_object("type", "message", &[("message", raw("message")), ("name", sender.as_deref())]);
                 self.relay(ctx, "message", target.as_deref(), f);
             }
             _ => {
                 ctx.hub.metrics().error("unknown_type");
                 let message = format!("Unrecognized command: {}", js_string(ty.as_ref()));
-                ctx.send(frame("error", &[("message", Some(&json_str(&message)))]));
+                ctx.send(json_object("type", "error", &[("message", Some(&json_str(&message)))]));
             }
         }
     }
@@ -257,6 +233,6 @@ impl Protocol for Basic {
         if ctx.hub.read(|h| h.lookup(ctx.space, &other)) == Some(ctx.peer) {
             return;
         }
-        self.relay(ctx, "leave", Some(&other), frame("leave", &[]));
+        self.relay(ctx, "leave", Some(&other), json_object("type", "leave", &[]));
     }
 }

@@ -84,6 +84,34 @@ pub trait Protocol: Send + 'static {
     }
 }
 
+/// Builds `{"<tag_key>":"<tag>",<key>:<raw JSON>...}` with fields in the
+/// given order, leaving out absent values as `JSON.stringify` drops
+/// `undefined`. Values are raw JSON text, written as they are.
+pub fn json_object(tag_key: &str, tag: &str, fields: &[(&str, Option<&str>)]) -> String {
+    let mut s = String::with_capacity(64 + fields.iter().map(|(_, v)| v.map_or(0, str::len)).sum::<usize>());
+    s.push('{');
+    push_json_str(&mut s, tag_key);
+    s.push(':');
+    push_json_str(&mut s, tag);
+    for (key, value) in fields {
+        if let Some(value) = value {
+            s.push(',');
+            push_json_str(&mut s, key);
+            s.push(':');
+            s.push_str(value);
+        }
+    }
+    s.push('}');
+    s
+}
+
+/// `s` as a JSON string literal (quotes included).
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_str(&mut out, s);
+    out
+}
+
 /// Writes `s` as a JSON string literal (quotes included) onto `out`.
 pub fn push_json_str(out: &mut String, s: &str) {
     // Ids and names rarely need escaping: copy those as they are.

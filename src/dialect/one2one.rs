@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Ctx, Protocol, push_json_str};
+use super::{Ctx, Protocol, json_object, json_str};
 use crate::hub::{Command, Event, Missing, Name, Payload, PeerId, Target};
 
 /// The original's per-user call state that other connections touch.
@@ -86,30 +86,6 @@ fn str_field(fields: &Fields<'_>, key: &str) -> Option<String> {
         Ok(Value::String(s)) => Some(s),
         _ => None,
     }
-}
-
-/// Builds `{"id":<id>,<key>:<raw>...}` in order, leaving out absent values
-/// (`JSON.stringify` drops `undefined`).
-fn frame(id: &str, fields: &[(&str, Option<&str>)]) -> String {
-    let mut s = String::with_capacity(64);
-    s.push_str(r#"{"id":"#);
-    push_json_str(&mut s, id);
-    for (key, value) in fields {
-        if let Some(value) = value {
-            s.push(',');
-            push_json_str(&mut s, key);
-            s.push(':');
-            s.push_str(value);
-        }
-    }
-    s.push('}');
-    s
-}
-
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_str(&mut out, s);
-    out
 }
 
 const REGISTER_OK: &str = r#"{"id":"registerResponse","response":"accepted"}"#;
@@ -201,7 +177,8 @@ impl One2one {
         });
         // Quirk of `one2one`: the offer arrives in a field named `offer`.
         let from_json = from.as_deref().map(json_str);
-        let f = frame(
+        let f = json_object(
+            "id",
             "incomingCall",
             &[("from", from_json.as_deref()), ("offer", fields.get("sdpOffer").map(|r| r.get()))],
         );
@@ -222,9 +199,9 @@ impl One2one {
         // reaches the caller as `sdpAnswer`; the callee then gets the
         // caller's stored offer back, also as `sdpAnswer`.
         let answer = fields.get("sdpOffer").map(|r| r.get());
-        let f = frame("callResponse", &[("response", Some(r#""accepted""#)), ("sdpAnswer", answer)]);
+        let f = json_object("id", "callResponse", &[("response", Some(r#""accepted""#)), ("sdpAnswer", answer)]);
         send_to(ctx, caller, "callResponse", f);
-        ctx.send(frame("startCommunication", &[("sdpAnswer", stored.as_ref().map(Payload::get))]));
+        ctx.send(json_object("id", "startCommunication", &[("sdpAnswer", stored.as_ref().map(Payload::get))]));
     }
 
     /// Sends a frame to the peer this connection is linked to, if that name
@@ -259,18 +236,18 @@ impl Protocol for One2one {
             // Quirk of `one2one`: candidates are relayed at once along the
             // link set at `call` time; no server-side queue.
             Some("onIceCandidate") => {
-                let f = frame("iceCandidate", &[("candidate", fields.get("candidate").map(|r| r.get()))]);
+                let f = json_object("id", "iceCandidate", &[("candidate", fields.get("candidate").map(|r| r.get()))]);
                 self.to_peer(ctx, "iceCandidate", f);
             }
             Some("answer") => {
-                let f = frame("startCommunication", &[("sdpAnswer", fields.get("sdp").map(|r| r.get()))]);
+                let f = json_object("id", "startCommunication", &[("sdpAnswer", fields.get("sdp").map(|r| r.get()))]);
                 self.to_peer(ctx, "startCommunication", f);
             }
             Some("list") => {
                 let names = ctx.hub.read(|h| h.names_in(ctx.space));
                 let list = serde_json::to_string(&names.iter().map(|n| &**n).collect::<Vec<&str>>())
                     .unwrap_or_else(|_| "[]".into());
-                ctx.send(frame("listResponse", &[("list", Some(&list))]));
+                ctx.send(json_object("id", "listResponse", &[("list", Some(&list))]));
             }
             Some("ping") => ctx.send(r#"{"id":"pong"}"#.into()),
             // Quirk of `one2one`: `stop` does nothing; the peer is not told.

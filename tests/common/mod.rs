@@ -394,3 +394,24 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// Sample signaling payloads used by the dialect transcripts.
+pub mod samples {
+    /// An offer as browsers serialise an RTCSessionDescription.
+    pub const OFFER: &str = r#"{"type":"offer","sdp":"v=0..."}"#;
+    /// An answer.
+    pub const ANSWER: &str = r#"{"type":"answer","sdp":"v=0..."}"#;
+    /// A host candidate as RTCIceCandidate.toJSON() gives it.
+    pub const CANDIDATE: &str =
+        r#"{"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0}"#;
+}
+
+/// Receives one frame and checks it is exactly `expected`, as JSON and as
+/// text (field order and spelling matter to the demo clients).
+pub async fn expect_exact(c: &mut Client, expected: &str) {
+    let got = c.recv_text().await;
+    let got_v: Value = serde_json::from_str(&got).expect("server sent JSON");
+    let want_v: Value = serde_json::from_str(expected).expect("test expectation is JSON");
+    assert_eq!(got_v, want_v, "frame content");
+    assert_eq!(got, expected, "frame text (field order and spelling)");
+}
