@@ -3,14 +3,23 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Client, TestServer};
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use switchboard::Config;
-use switchboard::config::ServeArgs;
+use switchboard::config::{ListenerConfig, ServeArgs};
 use switchboard::dialect::DialectKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -363,8 +372,7 @@ async fn short_lower_case_websocket_key_is_accepted_and_hashed_as_given() {
 
 #[tokio::test]
 async fn static_files_are_served_behind_the_any_path_websocket() {
-    let dir = std::env::temp_dir().join(format!("switchboard-flutter-static-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("static");
     std::fs::write(dir.join("index.html"), "<p>page</p>").unwrap();
     let mut config = Config::single(DialectKind::Flutter, "127.0.0.1:0".parse().unwrap());
     config.listeners[0].static_dir = Some(dir.clone());
@@ -380,11 +388,86 @@ async fn static_files_are_served_behind_the_any_path_websocket() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("switchboard-flutter-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
-fn dialect_flutter_without_listen_defaults_to_port_8086() {
-    let args = ServeArgs { dialect: Some(DialectKind::Flutter), ..ServeArgs::default() };
+fn dialect_flutter_without_listen_defaults_to_wss_on_port_8086() {
+    let dir = temp_dir("default");
+    switchboard::cert::generate(&dir, &["localhost".to_string()]).unwrap();
+    let args = ServeArgs {
+        dialect: Some(DialectKind::Flutter),
+        tls_cert: Some(dir.join("ssl/server.cert")),
+        tls_key: Some(dir.join("ssl/server.key")),
+        ..ServeArgs::default()
+    };
     let config = Config::from_args(&args).unwrap();
     assert_eq!(config.listeners[0].listen, "127.0.0.1:8086".parse().unwrap());
+    assert!(config.listeners[0].tls_files().is_some(), "flutter serves WSS");
+    assert!(DialectKind::Flutter.wants_tls());
     let args = ServeArgs { dialect: Some(DialectKind::Native), ..ServeArgs::default() };
     assert_eq!(Config::from_args(&args).unwrap().listeners[0].listen, "127.0.0.1:8080".parse().unwrap());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A TLS connector that trusts only the CA in `ca`.
+fn connector(ca: &Path) -> TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn wss_with_the_flutter_file_names_speaks_the_dialect_and_takes_the_mobile_key() {
+    let dir = temp_dir("wss");
+    let made = switchboard::cert::generate(&dir, &switchboard::cert::machine_names(&[])).unwrap();
+    let mut listener = ListenerConfig::plain(DialectKind::Flutter, "127.0.0.1:0".parse().unwrap());
+    listener.tls_cert = Some(dir.join("ssl/server.cert"));
+    listener.tls_key = Some(dir.join("ssl/server.key"));
+    let server = TestServer::start(Config { listeners: vec![listener], ..Config::default() }).await;
+    let tls = connector(&made.ca_cert);
+    let name = || ServerName::try_from("localhost").unwrap();
+
+    // HTTPS: the banner.
+    let tcp = TcpStream::connect(server.addr(0)).await.unwrap();
+    let mut https = tls.connect(name(), tcp).await.expect("TLS handshake");
+    https.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut res = String::new();
+    https.read_to_string(&mut res).await.ok();
+    assert!(res.starts_with("HTTP/1.1 200 ") && res.ends_with("WebSocket Server - Vertex"), "{res}");
+
+    // WSS as the mobile client does it: its own upgrade with an 8-byte key.
+    let tcp = TcpStream::connect(server.addr(0)).await.unwrap();
+    let mut wss = tls.connect(name(), tcp).await.expect("TLS handshake");
+    let req = "GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+               Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: q0hzngtyhqw=\r\n\r\n";
+    wss.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(common::WAIT, wss.read_exact(&mut byte)).await.expect("head in time").unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101 "), "{head}");
+    assert!(head.contains("sec-websocket-accept: vgcaucocere2c+p9ink/yaszaqc="), "{head}");
+    let mut ws = WebSocketStream::from_raw_socket(wss, Role::Client, None).await;
+    ws.send(Message::Text(ALICE_NEW.into())).await.unwrap();
+    let reply = tokio::time::timeout(common::WAIT, ws.next()).await.expect("peers in time");
+    let Some(Ok(Message::Text(reply))) = reply else { panic!("expected peers, got {reply:?}") };
+    assert_eq!(reply.as_str(), peers(&[ALICE]));
+    server.running.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -28,6 +28,8 @@ function setState(s) {
 
 const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
 
+debug.socketUrl = socket.url;
+
 function send(type, data) {
   socket.send(JSON.stringify({ type, data }));
 }
