@@ -20,6 +20,11 @@ use crate::hub::Event;
 /// socket whose client stopped reading, before the socket is just dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
+/// How long, after our close frame, we keep reading for the client's answer.
+/// Browsers answer at once; a loaded machine may take a while to schedule
+/// them, and cutting short loses our close reason (the client sees 1006).
+const CLOSE_ANSWER_WAIT: Duration = Duration::from_secs(3);
+
 /// Limits applied to each connection.
 #[derive(Clone, Debug)]
 pub struct ConnLimits {
@@ -264,11 +269,11 @@ async fn drive<P: Protocol>(
 }
 
 /// After our close frame: reads and drops what the client still sends until
-/// it answers the close (at most [`CLOSE_WAIT`]). Dropping a socket with
+/// it answers the close (at most [`CLOSE_ANSWER_WAIT`]). Dropping a socket with
 /// unread data makes the kernel reset the connection, and the client may
 /// then lose our close frame and its reason (seen as 1006 in browsers).
 async fn drain(socket: &mut WebSocket) {
-    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+    let _ = tokio::time::timeout(CLOSE_ANSWER_WAIT, async {
         while let Some(Ok(msg)) = socket.recv().await {
             if matches!(msg, Message::Close(_)) {
                 break;

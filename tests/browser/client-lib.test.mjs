@@ -113,7 +113,7 @@ test('a connection dropped by the server resumes the same session', async () => 
     const closed = sb.once('close');
     const back = sb.once('welcome');
     // Far over --rate/--burst: the server closes with 1008 and keeps the session.
-    for (let i = 0; i < 60; i++) sb.send({ type: 'ping' });
+    for (let i = 0; i < 300; i++) sb.send({ type: 'ping' });
     const close = await closed;
     const welcome = await back;
     const peers = await sb.listPeers();
