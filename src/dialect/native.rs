@@ -2,6 +2,8 @@
 //! `docs/protocol.md`. The server speaks first with a `welcome`; each request
 //! may carry a `ref` echoed in its reply; each error has a stable `code`.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,19 +52,19 @@ impl Native {
 #[derive(Deserialize)]
 struct Request<'a> {
     #[serde(rename = "type", borrow)]
-    ty: Option<std::borrow::Cow<'a, str>>,
+    ty: Option<Cow<'a, str>>,
     #[serde(rename = "ref", borrow, default)]
     reference: Option<&'a RawValue>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    to: Option<String>,
-    #[serde(default)]
-    room: Option<String>,
-    #[serde(default)]
-    call: Option<String>,
-    #[serde(default)]
-    reason: Option<String>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    to: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    room: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    call: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -121,7 +123,7 @@ fn target_of(s: &str) -> Target {
     }
 }
 
-fn call_of(s: Option<String>, ty: &str) -> Result<CallId, Refusal> {
+fn call_of(s: Option<Cow<'_, str>>, ty: &str) -> Result<CallId, Refusal> {
     let s = need(s, "call", ty)?;
     s.parse().map_err(|()| Refusal::BadRequest(format!("'{s}' is not a call id (they look like \"c1\")")))
 }
@@ -163,10 +165,10 @@ impl Native {
                     return Err(Refusal::BadRequest("a room name must have 1 to 64 characters".into()));
                 }
                 if ty == "leave" {
-                    ctx.dispatch(Command::Leave { room: room.as_str().into() })?;
+                    ctx.dispatch(Command::Leave { room: Name::from(&*room) })?;
                     return ok(json!({"room": room}));
                 }
-                let cmd = Command::Join { room: room.as_str().into(), info: None, max: Some(self.settings.room_max) };
+                let cmd = Command::Join { room: Name::from(&*room), info: None, max: Some(self.settings.room_max) };
                 match ctx.dispatch(cmd)? {
                     Reply::Joined { members } => {
                         ok(json!({"room": room, "members": members.iter().map(peer_json).collect::<Vec<_>>()}))
@@ -188,7 +190,7 @@ impl Native {
             }
             "reject" => {
                 let call = call_of(req.call, ty)?;
-                ctx.dispatch(Command::Reject { call, reason: req.reason.map(Name::from) })?;
+                ctx.dispatch(Command::Reject { call, reason: req.reason.map(|r| Name::from(&*r)) })?;
                 ok(json!({}))
             }
             "cancel" => {
@@ -210,7 +212,7 @@ impl Native {
                         mark: req.reference.map(to_payload),
                     })?,
                     (None, Some(room)) => ctx.dispatch(Command::Broadcast {
-                        room: room.as_str().into(),
+                        room: Name::from(&*room),
                         kind: Name::from("signal"),
                         payload: data,
                     })?,
@@ -303,8 +305,13 @@ impl Protocol for Native {
         let frame = match event {
             Event::Signal { from, payload, room, .. } => {
                 let mut s = String::with_capacity(payload.get().len() + 64);
-                s.push_str(r#"{"type":"signal","from":"#);
-                s.push_str(&peer_json(&from).to_string());
+                // Built as text: this is the relay's hot path.
+                write!(s, r#"{{"type":"signal","from":{{"id":"{}","name":"#, from.id).ok();
+                match &from.name {
+                    Some(name) => push_json_str(&mut s, name),
+                    None => s.push_str("null"),
+                }
+                s.push('}');
                 if let Some(room) = room {
                     s.push_str(r#","room":"#);
                     push_json_str(&mut s, &room);
