@@ -5,34 +5,23 @@
 //! connected RTCPeerConnection with remote video frames on both sides; then
 //! hang-up (`leave`) and the disconnect `leave`.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startServer } from './lib/server.mjs';
-import { launchBrowser, screenshot } from './lib/browser.mjs';
+import { screenshot } from './lib/browser.mjs';
+import { useServerAndBrowser } from './lib/fixture.mjs';
 
 const PAGES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages/basic');
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--dialect', 'basic', '--static', PAGES]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser(['--dialect', 'basic', '--static', PAGES]);
 
 /** Opens the test page in a new tab and logs in as `name`. */
 async function openAs(name) {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   // Any path upgrades; use one unlike the page's to show it.
-  await page.goto(`${server.url}/index.html?ws=${encodeURIComponent(server.wsUrl + '/signal')}`);
+  await page.goto(`${env.server.url}/index.html?ws=${encodeURIComponent(env.server.wsUrl + '/signal')}`);
   await page.evaluate(() => window.basic.open());
   await page.evaluate((n) => window.basic.login(n), name);
   return page;
@@ -48,8 +37,8 @@ test('two tabs call through switchboard: connected, frames both ways, leave', as
   const bob = await openAs('bob');
 
   // A second login under a taken name is refused.
-  const eve = await browser.newPage();
-  await eve.goto(`${server.url}/index.html?ws=${encodeURIComponent(server.wsUrl)}`);
+  const eve = await env.browser.newPage();
+  await eve.goto(`${env.server.url}/index.html?ws=${encodeURIComponent(env.server.wsUrl)}`);
   await eve.evaluate(() => window.basic.open());
   await assert.rejects(eve.evaluate(() => window.basic.login('alice')), /login refused/);
   await eve.close();

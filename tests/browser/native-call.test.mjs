@@ -2,29 +2,19 @@
 //! two tabs choose names, A calls B, B accepts, media flows both ways, A hangs
 //! up and both tabs show the end; then three tabs meet in a mesh room.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startServer } from './lib/server.mjs';
-import { launchBrowser, screenshot } from './lib/browser.mjs';
+import { screenshot } from './lib/browser.mjs';
+import { useServerAndBrowser } from './lib/fixture.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser();
 
 /** Opens the app in a new tab and goes online as `name`. */
 async function openAs(name) {
-  const page = await browser.newPage();
-  await page.goto(server.url + '/');
+  const page = await env.browser.newPage();
+  await page.goto(env.server.url + '/');
   await page.waitForFunction(() => window.sbDebug?.state.conn === 'open');
   await page.getByTestId('name-input').fill(name);
   await page.getByTestId('name-btn').click();
@@ -105,8 +95,8 @@ test('1:1 call: rejected call and busy callee are shown', async () => {
   await carol.getByTestId('peer-dave').waitFor();
 
   // A taken name is refused with a hint; the tab stays on the name form.
-  const copycat = await browser.newPage();
-  await copycat.goto(server.url + '/');
+  const copycat = await env.browser.newPage();
+  await copycat.goto(env.server.url + '/');
   await copycat.getByTestId('name-input').fill('carol');
   await copycat.getByTestId('name-btn').click();
   await copycat.getByTestId('error').getByText('The name "carol" is taken; choose another.').waitFor();
@@ -172,7 +162,7 @@ test('a partner that closes its tab ends the call as disconnected', async () => 
   // A short grace so the away partner is given up on quickly.
   const quick = await startServer(['--grace', '1']);
   const open = async (name) => {
-    const page = await browser.newPage();
+    const page = await env.browser.newPage();
     await page.goto(quick.url + '/');
     await page.waitForFunction(() => window.sbDebug?.state.conn === 'open');
     await page.getByTestId('name-input').fill(name);

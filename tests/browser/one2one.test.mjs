@@ -5,33 +5,22 @@
 //! fake devices, a connected RTCPeerConnection and remote video frames on
 //! both sides. Also: a taken name and a call to an unknown user are refused.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startServer } from './lib/server.mjs';
-import { launchBrowser, screenshot } from './lib/browser.mjs';
+import { screenshot } from './lib/browser.mjs';
+import { useServerAndBrowser } from './lib/fixture.mjs';
 
 const PAGES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages/one2one');
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startServer(['--dialect', 'one2one', '--static', PAGES]);
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = useServerAndBrowser(['--dialect', 'one2one', '--static', PAGES]);
 
 async function openAs(name) {
-  const page = await browser.newPage();
+  const page = await env.browser.newPage();
   // localhost, not 127.0.0.1: the original page only gets a camera on localhost.
-  await page.goto(`http://localhost:${server.port}/`);
+  await page.goto(`http://localhost:${env.server.port}/`);
   await page.evaluate(() => window.o2o.open());
   assert.equal(await page.evaluate((n) => window.o2o.register(n), name), 'accepted');
   return page;
@@ -47,8 +36,8 @@ test('two tabs call through switchboard: connected, frames both ways', async () 
   const user2 = await openAs('user2');
 
   // A taken name is refused; a call to an unknown user is rejected with a message.
-  const other = await browser.newPage();
-  await other.goto(`http://localhost:${server.port}/`);
+  const other = await env.browser.newPage();
+  await other.goto(`http://localhost:${env.server.port}/`);
   await other.evaluate(() => window.o2o.open());
   assert.equal(await other.evaluate(() => window.o2o.register('user1')), 'rejected');
   assert.equal(await other.evaluate(() => window.o2o.register('user3')), 'accepted');
