@@ -31,6 +31,10 @@ if grep -rnE '^\s*use (axum|tokio|socketioxide|redis|fred|hyper)' src/hub src/di
     exit 1
 fi
 
+# A one-off build (CI, a fresh clone) gains nothing from incremental
+# compilation data but pays for it in disk space.
+[[ -n ${CI:-} ]] && export CARGO_INCREMENTAL=0
+
 log "cargo fmt --check"
 cargo fmt --check
 log "cargo clippy"
