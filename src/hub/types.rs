@@ -13,24 +13,25 @@ use serde_json::value::RawValue;
 pub type Name = Arc<str>;
 
 /// Opaque JSON, validated once at the edge and forwarded without re-parsing.
-/// Cloning shares the text.
+/// Cloning shares the text. Only built from validated JSON (one allocation,
+/// one copy of the text), so `get` is always a single JSON value.
 #[derive(Clone, Debug)]
-pub struct Payload(Arc<RawValue>);
+pub struct Payload(Arc<str>);
 
 impl Payload {
     /// Copies already-validated JSON.
     pub fn from_raw(raw: &RawValue) -> Payload {
-        Payload(Arc::from(raw.to_owned()))
+        Payload(Arc::from(raw.get()))
     }
 
     /// Validates JSON text.
     pub fn parse(text: &str) -> Result<Payload, serde_json::Error> {
-        RawValue::from_string(text.to_owned()).map(|b| Payload(Arc::from(b)))
+        serde_json::from_str::<&RawValue>(text).map(Payload::from_raw)
     }
 
     /// The JSON text.
     pub fn get(&self) -> &str {
-        self.0.get()
+        &self.0
     }
 
     /// Whether both share the same text (one was cloned from the other).
@@ -48,8 +49,11 @@ impl PartialEq for Payload {
 impl Eq for Payload {}
 
 impl serde::Serialize for Payload {
+    /// Embeds the text as it is. (Serialising is off the relay path: only
+    /// the `offers` dialect's stored offers use it.)
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        let raw: &RawValue = serde_json::from_str(self.get()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
 
