@@ -16,34 +16,19 @@ use crate::hub::{Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, P
 use crate::metrics::Metrics;
 use crate::outbox;
 
-/// Why the server ended a connection on its own.
+/// Why the server ends a connection on its own: the alarm of its outbox.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum KickReason {
     /// The peer read too slowly and its outbox filled up.
     SlowConsumer,
     /// Another connection resumed this peer.
     Replaced,
+    /// The server is shutting down: tell the client to reconnect.
+    Shutdown,
 }
 
-/// A cancellable "please close" signal with a reason.
-#[derive(Clone, Debug, Default)]
-pub struct Kick {
-    token: CancellationToken,
-    reason: Arc<OnceLock<KickReason>>,
-}
-
-impl Kick {
-    fn fire(&self, reason: KickReason) {
-        let _ = self.reason.set(reason);
-        self.token.cancel();
-    }
-
-    /// Resolves once the connection must close.
-    pub async fn fired(&self) -> KickReason {
-        self.token.cancelled().await;
-        self.reason.get().copied().unwrap_or(KickReason::SlowConsumer)
-    }
-}
+/// A connection's outbox: hub events in order, and the order to close.
+pub type Outbox = outbox::Receiver<Event, KickReason>;
 
 /// When a connection last heard from its client. The connection updates it;
 /// a contested keyed claim reads it to tell a live holder from a dead one.
@@ -82,10 +67,8 @@ pub struct Attachment {
     pub space: SpaceId,
     /// Serial of this connection (a resumed peer gets a new one).
     pub conn: u64,
-    /// Events for the peer, in order.
-    pub rx: outbox::Receiver<Event>,
-    /// Fires when the server drops this connection.
-    pub kick: Kick,
+    /// Events for the peer, in order, and the server's order to close.
+    pub rx: Outbox,
     /// Last time the client was heard; the connection keeps it current.
     pub heard: Heard,
     /// Token to resume with, if the peer is resumable.
@@ -95,9 +78,8 @@ pub struct Attachment {
 }
 
 #[derive(Debug)]
-struct Outbox {
-    tx: outbox::Sender<Event>,
-    kick: Kick,
+struct Connection {
+    tx: outbox::Sender<Event, KickReason>,
     heard: Heard,
     conn: u64,
 }
@@ -105,8 +87,12 @@ struct Outbox {
 #[derive(Debug)]
 struct State {
     hub: Hub,
-    outboxes: HashMap<PeerId, Outbox>,
+    outboxes: HashMap<PeerId, Connection>,
     next_conn: u64,
+    /// Set by [`HubHandle::shutdown`]: new connections are told at once.
+    closing: bool,
+    /// Reused for each command's deliveries (no allocation per message).
+    scratch: Vec<Delivery>,
 }
 
 #[derive(Debug)]
@@ -127,7 +113,13 @@ pub struct HubHandle {
 impl HubHandle {
     /// A handle on a fresh hub.
     pub fn new(limits: Limits, outbox_cap: usize) -> HubHandle {
-        let state = State { hub: Hub::new(limits), outboxes: HashMap::new(), next_conn: 0 };
+        let state = State {
+            hub: Hub::new(limits),
+            outboxes: HashMap::new(),
+            next_conn: 0,
+            closing: false,
+            scratch: Vec::new(),
+        };
         HubHandle { shared: Arc::new(Shared { state: Mutex::new(state), metrics: Metrics::default(), outbox_cap }) }
     }
 
@@ -162,14 +154,26 @@ impl HubHandle {
         token: Option<Name>,
         resumed: bool,
         cap: usize,
-    ) -> (Attachment, Outbox) {
+    ) -> (Attachment, Connection) {
         st.next_conn += 1;
         let (tx, rx) = outbox::channel(cap);
-        let kick = Kick::default();
+        if st.closing {
+            tx.alarm(KickReason::Shutdown);
+        }
         let heard = Heard::new(Instant::now());
         let conn = st.next_conn;
-        let att = Attachment { peer, space, conn, rx, kick: kick.clone(), heard: heard.clone(), token, resumed };
-        (att, Outbox { tx, kick, heard, conn })
+        let att = Attachment { peer, space, conn, rx, heard: heard.clone(), token, resumed };
+        (att, Connection { tx, heard, conn })
+    }
+
+    /// Tells every connection, and any attached from now on, that the
+    /// server is shutting down.
+    pub fn shutdown(&self) {
+        let mut st = self.lock();
+        st.closing = true;
+        for c in st.outboxes.values() {
+            c.tx.alarm(KickReason::Shutdown);
+        }
     }
 
     /// Resumes an away (or still connected) peer of `space` by token. The new
@@ -188,10 +192,10 @@ impl HubHandle {
             let _ = outbox.tx.try_send(event);
         }
         if let Some(old) = st.outboxes.insert(peer, outbox) {
-            old.kick.fire(KickReason::Replaced);
+            old.tx.alarm(KickReason::Replaced);
         }
         self.shared.metrics.resumed();
-        self.flush(&mut st, out);
+        self.flush(&mut st, &mut out);
         Ok(att)
     }
 
@@ -221,7 +225,7 @@ impl HubHandle {
             Keyed::Resumed(peer, waiting) => (peer, waiting, true),
             Keyed::Replaced { peer, old, waiting } => {
                 if let Some(o) = st.outboxes.remove(&old) {
-                    o.kick.fire(KickReason::Replaced);
+                    o.tx.alarm(KickReason::Replaced);
                 }
                 (peer, waiting, false)
             }
@@ -234,14 +238,14 @@ impl HubHandle {
             let _ = outbox.tx.try_send(event);
         }
         if let Some(old) = st.outboxes.insert(peer, outbox) {
-            old.kick.fire(KickReason::Replaced);
+            old.tx.alarm(KickReason::Replaced);
         }
         if resumed {
             self.shared.metrics.resumed();
         } else {
             self.shared.metrics.peer_connected();
         }
-        self.flush(st, out);
+        self.flush(st, &mut out);
         Ok(att)
     }
 
@@ -249,12 +253,13 @@ impl HubHandle {
     pub fn dispatch(&self, from: PeerId, cmd: Command) -> Result<Reply, HubError> {
         let relay = matches!(cmd, Command::Signal { .. } | Command::Broadcast { .. });
         let mut st = self.lock();
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut st.scratch);
         let reply = st.hub.handle(from, cmd, Instant::now(), &mut out);
         if relay {
             self.shared.metrics.relayed(out.len());
         }
-        self.flush(&mut st, out);
+        self.flush(&mut st, &mut out);
+        st.scratch = out;
         drop(st);
         if let Err(e) = &reply {
             self.shared.metrics.error(e.code());
@@ -284,7 +289,7 @@ impl HubHandle {
             None => st.hub.disconnect(peer, clean, unsent, Instant::now(), &mut out),
         }
         self.shared.metrics.peer_disconnected();
-        self.flush(&mut st, out);
+        self.flush(&mut st, &mut out);
     }
 
     /// Advances hub time (ring timeouts, resume grace, held-signal expiry).
@@ -292,7 +297,7 @@ impl HubHandle {
         let mut st = self.lock();
         let mut out = Vec::new();
         st.hub.tick(Instant::now(), &mut out);
-        self.flush(&mut st, out);
+        self.flush(&mut st, &mut out);
     }
 
     /// Ticks every `every` until cancelled.
@@ -312,24 +317,28 @@ impl HubHandle {
 
     /// Pushes deliveries into outboxes; a full or closed outbox makes its
     /// peer away (kicking a slow one), which may produce further deliveries.
-    fn flush(&self, st: &mut State, out: Vec<Delivery>) {
-        let mut out = std::collections::VecDeque::from(out);
-        while let Some(Delivery { to, event }) = out.pop_front() {
-            let Some(outbox) = st.outboxes.get(&to) else { continue };
-            let event = match outbox.tx.try_send(event) {
-                Ok(()) => continue,
-                Err(outbox::TrySendError::Full(e)) => {
-                    tracing::warn!(peer = %to, "outbox full: dropping slow consumer");
-                    self.shared.metrics.queue_drop();
-                    outbox.kick.fire(KickReason::SlowConsumer);
-                    e
-                }
-                Err(outbox::TrySendError::Closed(e)) => e,
-            };
-            st.outboxes.remove(&to);
-            let mut more = Vec::new();
-            st.hub.disconnect(to, false, vec![event], Instant::now(), &mut more);
-            out.extend(more);
+    fn flush(&self, st: &mut State, out: &mut Vec<Delivery>) {
+        let mut more = Vec::new();
+        loop {
+            for Delivery { to, event } in out.drain(..) {
+                let Some(outbox) = st.outboxes.get(&to) else { continue };
+                let event = match outbox.tx.try_send(event) {
+                    Ok(()) => continue,
+                    Err(outbox::TrySendError::Full(e)) => {
+                        tracing::warn!(peer = %to, "outbox full: dropping slow consumer");
+                        self.shared.metrics.queue_drop();
+                        outbox.tx.alarm(KickReason::SlowConsumer);
+                        e
+                    }
+                    Err(outbox::TrySendError::Closed(e)) => e,
+                };
+                st.outboxes.remove(&to);
+                st.hub.disconnect(to, false, vec![event], Instant::now(), &mut more);
+            }
+            if more.is_empty() {
+                return;
+            }
+            out.append(&mut more);
         }
     }
 }

@@ -3,11 +3,17 @@
 //! storage is allocated only while events wait, so an idle connection costs
 //! a few dozen bytes instead of a preallocated block of slots (measured:
 //! about 4 KiB per connection with `mpsc`, see docs/performance.md).
+//!
+//! Besides events it carries an *alarm*: the server's order to close (a slow
+//! consumer, a replaced connection, shutdown). The alarm overtakes queued
+//! events and wakes the receiver like an event does, so a connection waits on
+//! one queue instead of polling a separate cancellation signal (whose shared
+//! lock showed in the relay profile) on every turn of its loop.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 /// Why `try_send` gave the event back.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,47 +33,80 @@ pub enum TryRecvError {
     Disconnected,
 }
 
+/// What [`Receiver::next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next<T, A> {
+    /// The alarm went off (it overtakes waiting events).
+    Alarm(A),
+    /// The next event.
+    Event(T),
+    /// No events left and none will come.
+    Closed,
+}
+
 #[derive(Debug)]
-struct State<T> {
+struct State<T, A> {
     queue: VecDeque<T>,
-    /// The receiver, parked in `recv`.
+    /// The receiver, parked in `next` or `alarmed`.
     waker: Option<Waker>,
     /// No more sends: the receiver closed it or the sender is gone.
     closed: bool,
+    /// The first alarm raised, if any.
+    alarm: Option<A>,
+}
+
+impl<T, A> State<T, A> {
+    fn park(&mut self, cx: &Context<'_>) {
+        match &mut self.waker {
+            Some(w) => w.clone_from(cx.waker()),
+            None => self.waker = Some(cx.waker().clone()),
+        }
+    }
 }
 
 #[derive(Debug)]
-struct Shared<T> {
-    state: Mutex<State<T>>,
+struct Shared<T, A> {
+    state: Mutex<State<T, A>>,
     cap: usize,
 }
 
-impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+impl<T, A> Shared<T, A> {
+    fn lock(&self) -> MutexGuard<'_, State<T, A>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the state, then wakes the receiver if it is parked.
+    fn update(&self, f: impl FnOnce(&mut State<T, A>)) {
+        let mut st = self.lock();
+        f(&mut st);
+        let waker = st.waker.take();
+        drop(st);
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
 /// The sending half.
 #[derive(Debug)]
-pub struct Sender<T> {
-    shared: Arc<Shared<T>>,
+pub struct Sender<T, A> {
+    shared: Arc<Shared<T, A>>,
 }
 
 /// The receiving half.
 #[derive(Debug)]
-pub struct Receiver<T> {
-    shared: Arc<Shared<T>>,
+pub struct Receiver<T, A> {
+    shared: Arc<Shared<T, A>>,
 }
 
-/// A queue that holds at most `cap` events.
-pub fn channel<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
-    let state = State { queue: VecDeque::new(), waker: None, closed: false };
+/// A queue that holds at most `cap` events, with an alarm of type `A`.
+pub fn channel<T, A>(cap: usize) -> (Sender<T, A>, Receiver<T, A>) {
+    let state = State { queue: VecDeque::new(), waker: None, closed: false, alarm: None };
     let shared = Arc::new(Shared { state: Mutex::new(state), cap: cap.max(1) });
     (Sender { shared: shared.clone() }, Receiver { shared })
 }
 
-impl<T> Sender<T> {
+impl<T, A> Sender<T, A> {
     /// Queues an event without waiting.
     pub fn try_send(&self, event: T) -> Result<(), TrySendError<T>> {
         let mut st = self.shared.lock();
@@ -85,41 +124,64 @@ impl<T> Sender<T> {
         }
         Ok(())
     }
-}
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        let mut st = self.shared.lock();
-        st.closed = true;
-        let waker = st.waker.take();
-        drop(st);
-        if let Some(w) = waker {
-            w.wake();
-        }
+    /// Raises the alarm; the first one raised is the one the receiver sees.
+    pub fn alarm(&self, alarm: A) {
+        self.shared.update(|st| {
+            if st.alarm.is_none() {
+                st.alarm = Some(alarm);
+            }
+        });
     }
 }
 
-impl<T> Receiver<T> {
-    /// The next event; `None` once the queue is closed and empty.
-    pub async fn recv(&mut self) -> Option<T> {
+impl<T, A> Drop for Sender<T, A> {
+    fn drop(&mut self) {
+        self.shared.update(|st| st.closed = true);
+    }
+}
+
+impl<T, A: Copy> Receiver<T, A> {
+    /// The alarm if raised, else the next event; waits for either.
+    pub async fn next(&mut self) -> Next<T, A> {
         poll_fn(|cx| {
             let mut st = self.shared.lock();
+            if let Some(alarm) = st.alarm {
+                return Poll::Ready(Next::Alarm(alarm));
+            }
             if let Some(event) = st.queue.pop_front() {
-                return Poll::Ready(Some(event));
+                return Poll::Ready(Next::Event(event));
             }
             if st.closed {
-                return Poll::Ready(None);
+                return Poll::Ready(Next::Closed);
             }
-            match &mut st.waker {
-                Some(w) => w.clone_from(cx.waker()),
-                None => st.waker = Some(cx.waker().clone()),
-            }
+            st.park(cx);
             Poll::Pending
         })
         .await
     }
 
-    /// The next event if one is waiting.
+    /// Resolves when the alarm is raised.
+    pub async fn alarmed(&self) -> A {
+        poll_fn(|cx| {
+            let mut st = self.shared.lock();
+            if let Some(alarm) = st.alarm {
+                return Poll::Ready(alarm);
+            }
+            st.park(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The alarm, if raised.
+    pub fn alarm(&self) -> Option<A> {
+        self.shared.lock().alarm
+    }
+}
+
+impl<T, A> Receiver<T, A> {
+    /// The next event if one is waiting (the alarm does not stop it).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut st = self.shared.lock();
         match st.queue.pop_front() {
@@ -141,7 +203,7 @@ impl<T> Receiver<T> {
     }
 }
 
-impl<T> Drop for Receiver<T> {
+impl<T, A> Drop for Receiver<T, A> {
     fn drop(&mut self) {
         self.close();
     }
@@ -153,27 +215,47 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_in_order_bounds_and_closes() {
-        let (tx, mut rx) = channel(2);
+        let (tx, mut rx) = channel::<i32, ()>(2);
         assert_eq!(tx.try_send(1), Ok(()));
         assert_eq!(tx.try_send(2), Ok(()));
         assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
-        assert_eq!(rx.recv().await, Some(1));
+        assert_eq!(rx.next().await, Next::Event(1));
         assert_eq!(rx.try_recv(), Ok(2));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-        let waiting = tokio::spawn(async move { (rx.recv().await, rx.recv().await) });
+        let waiting = tokio::spawn(async move { (rx.next().await, rx.next().await) });
         tokio::task::yield_now().await;
         assert_eq!(tx.try_send(4), Ok(()));
         drop(tx);
-        assert_eq!(waiting.await.ok(), Some((Some(4), None)));
+        assert_eq!(waiting.await.ok(), Some((Next::Event(4), Next::Closed)));
     }
 
     #[test]
     fn a_closed_receiver_refuses_sends_but_keeps_what_is_queued() {
-        let (tx, mut rx) = channel(4);
+        let (tx, mut rx) = channel::<&str, ()>(4);
         assert_eq!(tx.try_send("a"), Ok(()));
         rx.close();
         assert_eq!(tx.try_send("b"), Err(TrySendError::Closed("b")));
         assert_eq!(rx.try_recv(), Ok("a"));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn the_alarm_overtakes_events_wakes_the_receiver_and_keeps_the_first_reason() {
+        let (tx, mut rx) = channel::<i32, &str>(4);
+        assert_eq!(tx.try_send(1), Ok(()));
+        let parked = tokio::spawn(async move {
+            let first = rx.next().await;
+            let alarm = rx.alarmed().await;
+            (first, alarm, rx)
+        });
+        tokio::task::yield_now().await;
+        tx.alarm("slow");
+        tx.alarm("later");
+        let (first, alarm, mut rx) = parked.await.expect("receiver task");
+        assert_eq!(first, Next::Event(1));
+        assert_eq!(alarm, "slow");
+        assert_eq!(tx.try_send(2), Ok(()));
+        assert_eq!(rx.next().await, Next::Alarm("slow"));
+        assert_eq!(rx.try_recv(), Ok(2), "events behind the alarm stay for the cleanup");
     }
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, ListenerConfig};
 use crate::dialect::DialectKind;
@@ -80,6 +81,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             None => {
                 info!(dialect = l.dialect.as_str(), %addr, "listening");
                 tokio::spawn(async move {
+                    // Signaling frames are small and latency-bound: send each
+                    // at once instead of waiting for the previous one's ACK.
+                    let listener = listener.tap_io(|tcp| {
+                        if let Err(e) = tcp.set_nodelay(true) {
+                            debug!(error = %e, "cannot set TCP_NODELAY");
+                        }
+                    });
                     let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                         .with_graceful_shutdown(async move { stop.cancelled().await });
                     if let Err(e) = serve.await {
@@ -112,8 +120,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let deadline = config.shutdown_deadline;
     let tracker_done = tracker.clone();
     let stop_wait = stop.clone();
+    let hub_done = hub.clone();
     let done = tokio::spawn(async move {
         stop_wait.cancelled().await;
+        hub_done.shutdown();
         tracker_done.close();
         if tokio::time::timeout(deadline, tracker_done.wait()).await.is_err() {
             warn!(open = tracker_done.len(), "shutdown deadline passed with connections still open");

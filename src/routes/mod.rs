@@ -49,6 +49,6 @@ pub fn accept_ws<P: Protocol>(
         let att = app.hub.attach(app.space, opts, false);
         let proto = make(&att);
         let hub = app.hub.clone();
-        app.tracker.track_future(run_connection(socket, proto, att, hub, limits, app.shutdown.clone(), dialect))
+        app.tracker.track_future(run_connection(socket, proto, att, hub, limits, dialect))
     })
 }

@@ -71,6 +71,6 @@ async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WebSock
         };
         let proto = Native::new(settings, att.token.clone(), att.resumed, resume_error);
         let hub = app.hub.clone();
-        app.tracker.track_future(run_connection(socket, proto, att, hub, limits, app.shutdown.clone(), "native"))
+        app.tracker.track_future(run_connection(socket, proto, att, hub, limits, "native"))
     })
 }

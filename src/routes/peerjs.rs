@@ -131,7 +131,7 @@ fn register(socket: WebSocket, app: App, reg: Registration, limits: ConnLimits) 
     match admit(&app, reg) {
         Ok((att, id)) => {
             let proto = PeerJs::new(&id, app.config.peerjs.expire_timeout);
-            let run = run_connection(socket, proto, att, app.hub.clone(), limits, app.shutdown.clone(), "peerjs");
+            let run = run_connection(socket, proto, att, app.hub.clone(), limits, "peerjs");
             Either::Left(run)
         }
         Err(frame) => Either::Right(refuse(socket, frame)),

@@ -57,6 +57,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::dialect::offers::{self, Board, BoardLimits, Dropped, event};
 use crate::handle::{Attachment, KickReason};
 use crate::hub::{Command, Event, Missing, Name, Payload, PeerId, PeerOpts, Target};
+use crate::outbox::Next;
 use crate::server::App;
 use crate::transport::ws::Bucket;
 
@@ -117,7 +118,7 @@ impl FromMessageParts<LocalAdapter> for Handled {
         if conn.over_rate.is_cancelled() {
             return Ok(Handled);
         }
-        if !conn.bucket.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if !conn.bucket.lock().unwrap_or_else(|e| e.into_inner()).take(Instant::now()) {
             conn.shared.app.hub.metrics().error("rate_limited");
             conn.over_rate.cancel();
             return Ok(Handled);
@@ -246,31 +247,29 @@ async fn run(
     over_rate: CancellationToken,
 ) {
     info!(user = user.as_deref().unwrap_or(""), sid = %s.id, "connected");
-    let kick = att.kick.clone();
-    let shutdown = shared.app.shutdown.clone();
     let mut check = tokio::time::interval(PING_INTERVAL);
     check.reset();
     loop {
         tokio::select! {
             biased;
             _ = gone.cancelled() => break,
-            _ = shutdown.cancelled() => break,
             _ = over_rate.cancelled() => {
                 let rate = shared.app.config.conn.rate;
                 warn!(rate, "rate limit exceeded: disconnecting (at most {rate} events/s)");
                 let _ = s.clone().disconnect();
                 break;
             }
-            reason = kick.fired() => {
-                if reason == KickReason::SlowConsumer {
-                    warn!("outbox full: disconnecting slow client");
+            next = att.rx.next() => match next {
+                Next::Event(ev) => deliver(&s, ev),
+                // Shutdown closes every transport on its own (see above).
+                Next::Alarm(KickReason::Shutdown) | Next::Closed => break,
+                Next::Alarm(reason) => {
+                    if reason == KickReason::SlowConsumer {
+                        warn!("outbox full: disconnecting slow client");
+                    }
+                    let _ = s.clone().disconnect();
+                    break;
                 }
-                let _ = s.clone().disconnect();
-                break;
-            }
-            ev = att.rx.recv() => match ev {
-                Some(ev) => deliver(&s, ev),
-                None => break,
             },
             _ = check.tick() => {
                 // Safety net: a socket whose CONNECT never went out gets no

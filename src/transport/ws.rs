@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
-use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::dialect::{Close, Ctx, Protocol};
-use crate::handle::{Attachment, HubHandle, Kick, KickReason};
+use crate::handle::{Attachment, HubHandle, KickReason, Outbox};
 use crate::hub::Event;
+use crate::outbox::Next;
 
 /// How long a closing handshake (or shutdown notice) may wait for room in a
 /// socket whose client stopped reading, before the socket is just dropped.
@@ -65,12 +65,12 @@ impl Bucket {
         Bucket { tokens: f64::from(burst), last: Instant::now(), rate: f64::from(rate), burst: f64::from(burst) }
     }
 
-    /// Takes one token; false when the client is over its rate.
-    pub(crate) fn take(&mut self) -> bool {
+    /// Takes one token for a message that arrived `now`; false when the
+    /// client is over its rate.
+    pub(crate) fn take(&mut self, now: Instant) -> bool {
         if self.rate <= 0.0 {
             return true;
         }
-        let now = Instant::now();
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
@@ -105,11 +105,10 @@ pub fn run_connection<P: Protocol>(
     att: Attachment,
     hub: HubHandle,
     limits: ConnLimits,
-    shutdown: CancellationToken,
     dialect: &'static str,
 ) -> impl Future<Output = ()> + Send {
     let span = info_span!("conn", peer = %att.peer, dialect);
-    drive(socket, proto, att, hub, limits, shutdown).instrument(span)
+    drive(socket, proto, att, hub, limits).instrument(span)
 }
 
 async fn drive<P: Protocol>(
@@ -118,7 +117,6 @@ async fn drive<P: Protocol>(
     mut att: Attachment,
     hub: HubHandle,
     limits: ConnLimits,
-    shutdown: CancellationToken,
 ) {
     info!(resumed = att.resumed, "connected");
     let mut out: Vec<String> = Vec::new();
@@ -126,7 +124,6 @@ async fn drive<P: Protocol>(
     let mut ping = tokio::time::interval(limits.ping_every);
     ping.reset();
     let mut last_heard = Instant::now();
-    let kick = att.kick.clone();
     // Events whose frames are being written; if the write does not finish
     // they go back to the hub with the outbox leftovers (sent again after a
     // resume rather than lost).
@@ -135,7 +132,7 @@ async fn drive<P: Protocol>(
     // client that stops reading for `idle_timeout` cuts it short.
     macro_rules! guard {
         ($io:expr) => {
-            guarded($io, &kick, &shutdown, limits.idle_timeout)
+            guarded($io, &att.rx, limits.idle_timeout)
         };
     }
 
@@ -149,24 +146,22 @@ async fn drive<P: Protocol>(
         if let Err(end) = guard!(send_all(&mut socket, &mut out)).await {
             break 'conn end;
         }
-        // Made once per connection: fresh ones on every turn of the loop
-        // would register with (and leave) their notifiers for every message,
-        // which showed in the relay profile (docs/performance.md).
-        let kicked_once = kick.fired();
-        tokio::pin!(kicked_once);
-        let stopping = shutdown.cancelled();
-        tokio::pin!(stopping);
+        // Kicks and shutdown come through the outbox (its alarm), ahead of
+        // the events waiting there.
         loop {
             tokio::select! {
                 biased;
-                reason = &mut kicked_once => break 'conn kicked(reason),
-                _ = &mut stopping => {
-                    out.extend(proto.shutdown_notice());
-                    let _ = tokio::time::timeout(CLOSE_WAIT, send_all(&mut socket, &mut out)).await;
-                    break 'conn restarting();
-                }
-                event = att.rx.recv() => {
-                    let Some(event) = event else { break 'conn End::Abrupt };
+                next = att.rx.next() => {
+                    let event = match next {
+                        Next::Event(event) => event,
+                        Next::Alarm(KickReason::Shutdown) => {
+                            out.extend(proto.shutdown_notice());
+                            let _ = tokio::time::timeout(CLOSE_WAIT, send_all(&mut socket, &mut out)).await;
+                            break 'conn restarting();
+                        }
+                        Next::Alarm(reason) => break 'conn kicked(reason),
+                        Next::Closed => break 'conn End::Abrupt,
+                    };
                     let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
                     inflight.push(event.clone());
                     proto.deliver(event, &mut ctx);
@@ -211,7 +206,7 @@ async fn drive<P: Protocol>(
                     if text.len() > limits.max_frame {
                         break 'conn too_big(limits.max_frame);
                     }
-                    if !bucket.take() {
+                    if !bucket.take(last_heard) {
                         let reason = format!("rate limit exceeded: at most {} messages/s", limits.rate);
                         hub.metrics().error("rate_limited");
                         break 'conn End::Closed(Close { code: 1008, reason });
@@ -219,7 +214,10 @@ async fn drive<P: Protocol>(
                     let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
                     proto.received(text.as_str(), &mut ctx);
                     let end = settle(&mut ctx);
-                    if let Err(write_end) = guard!(send_all(&mut socket, &mut out)).await {
+                    // Most messages (a relayed signal) answer nothing.
+                    if !out.is_empty()
+                        && let Err(write_end) = guard!(send_all(&mut socket, &mut out)).await
+                    {
                         break 'conn end.unwrap_or(write_end);
                     }
                     if let Some(end) = end {
@@ -288,6 +286,7 @@ fn kicked(reason: KickReason) -> End {
     let reason = match reason {
         KickReason::SlowConsumer => "outbound queue full: this client reads too slowly; reconnect",
         KickReason::Replaced => "replaced by a newer connection for the same peer",
+        KickReason::Shutdown => return restarting(),
     };
     warn!(reason, "kicked");
     End::Closed(Close { code: 1008, reason: reason.into() })
@@ -310,20 +309,14 @@ fn restarting() -> End {
 
 /// Runs a socket write unless the connection must end first: kicked, server
 /// shutting down, or the client not reading for `limit`.
-async fn guarded(
-    io: impl Future<Output = Result<(), axum::Error>>,
-    kick: &Kick,
-    shutdown: &CancellationToken,
-    limit: Duration,
-) -> Result<(), End> {
+async fn guarded(io: impl Future<Output = Result<(), axum::Error>>, rx: &Outbox, limit: Duration) -> Result<(), End> {
     tokio::select! {
         biased;
         r = io => r.map_err(|e| {
             debug!(error = %e, "send failed");
             End::Abrupt
         }),
-        reason = kick.fired() => Err(kicked(reason)),
-        _ = shutdown.cancelled() => Err(restarting()),
+        reason = rx.alarmed() => Err(kicked(reason)),
         _ = tokio::time::sleep(limit) => {
             info!("client stopped reading");
             Err(End::Abrupt)
