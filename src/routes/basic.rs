@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Request, State, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,7 @@ use crate::dialect::basic::Basic;
 use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
 use crate::server::App;
+use crate::transport::upgrade::WsUpgrade;
 
 /// Routes of the `basic` dialect before [`upgrade_any_path`] wraps them.
 pub fn routes(app: App) -> Router {
@@ -39,7 +40,7 @@ async fn upgrade(State(app): State<App>, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let (mut parts, _body) = req.into_parts();
-    match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+    match WsUpgrade::from_request_parts(&mut parts, &app).await {
         // No resume in `basic`: a dropped connection is gone at once.
         Ok(ws) => accept_ws(app, ws, "basic", PeerOpts { grace: Duration::ZERO }, |_| Basic::new()),
         Err(rejection) => rejection.into_response(),

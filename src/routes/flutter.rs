@@ -7,8 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::header;
 use axum::middleware::{Next, from_fn_with_state};
@@ -19,6 +18,7 @@ use crate::dialect::flutter::Flutter;
 use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
 use crate::server::App;
+use crate::transport::upgrade::{NotUpgradable, WsUpgrade};
 
 /// What the original server answers to plain HTTP(S) requests.
 pub const BANNER: &str = "WebSocket Server - Vertex";
@@ -40,7 +40,7 @@ async fn banner() -> Response {
 /// Takes every WebSocket upgrade, whatever its path; passes the rest on.
 async fn upgrade_any_path(
     State(app): State<App>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ws: Result<WsUpgrade, NotUpgradable>,
     req: Request,
     next: Next,
 ) -> Response {

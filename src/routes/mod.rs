@@ -10,7 +10,6 @@ pub mod one2one;
 pub mod ops;
 pub mod peerjs;
 
-use axum::extract::WebSocketUpgrade;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -18,6 +17,7 @@ use crate::dialect::Protocol;
 use crate::handle::Attachment;
 use crate::hub::PeerOpts;
 use crate::server::App;
+use crate::transport::upgrade::WsUpgrade;
 use crate::transport::ws::run_connection;
 
 /// Refuses an upgrade past the connection limit, with a reason.
@@ -36,7 +36,7 @@ pub fn over_capacity(app: &App) -> Option<Response> {
 /// it with the protocol `make` builds for it.
 pub fn accept_ws<P: Protocol>(
     app: App,
-    ws: WebSocketUpgrade,
+    ws: WsUpgrade,
     dialect: &'static str,
     opts: PeerOpts,
     make: impl FnOnce(&Attachment) -> P + Send + 'static,
@@ -45,7 +45,7 @@ pub fn accept_ws<P: Protocol>(
         return refusal;
     }
     let limits = app.config.conn.clone();
-    ws.max_message_size(limits.max_frame * 2).max_frame_size(limits.max_frame * 2).on_upgrade(move |socket| {
+    ws.max_message_size(limits.max_frame * 2).on_upgrade(move |socket| {
         let att = app.hub.attach(app.space, opts, false);
         let proto = make(&att);
         let hub = app.hub.clone();

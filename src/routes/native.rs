@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,6 +15,7 @@ use crate::dialect::native::{Native, NativeSettings};
 use crate::hub::PeerOpts;
 use crate::routes::over_capacity;
 use crate::server::App;
+use crate::transport::upgrade::WsUpgrade;
 use crate::transport::ws::run_connection;
 
 const INDEX_HTML: &str = include_str!("../../web/index.html");
@@ -45,12 +46,12 @@ struct WsQuery {
     resume: Option<String>,
 }
 
-async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WebSocketUpgrade) -> Response {
+async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WsUpgrade) -> Response {
     if let Some(refusal) = over_capacity(&app) {
         return refusal;
     }
     let limits = app.config.conn.clone();
-    ws.max_message_size(limits.max_frame * 2).max_frame_size(limits.max_frame * 2).on_upgrade(move |socket| {
+    ws.max_message_size(limits.max_frame * 2).on_upgrade(move |socket| {
         let settings = NativeSettings {
             ice_servers: Arc::new(json!(app.config.ice_servers)),
             limits: Arc::new(json!({

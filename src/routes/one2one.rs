@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State, WebSocketUpgrade};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
 use crate::routes::basic::wants_websocket;
 use crate::server::App;
+use crate::transport::upgrade::WsUpgrade;
 
 /// Path of the signaling WebSocket, as the original client builds it.
 pub const WS_PATH: &str = "/call";
@@ -51,7 +52,7 @@ async fn refuse(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn call_ws(State(s): State<One2oneState>, ws: WebSocketUpgrade) -> Response {
+async fn call_ws(State(s): State<One2oneState>, ws: WsUpgrade) -> Response {
     let links = s.links.clone();
     // No resume in `one2one`: a dropped connection is gone at once.
     accept_ws(s.app, ws, "one2one", PeerOpts { grace: Duration::ZERO }, move |_| One2one::new(links))

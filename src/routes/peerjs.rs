@@ -7,21 +7,24 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use futures_util::SinkExt;
 use futures_util::future::Either;
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
 
 use crate::dialect::peerjs::{ID_TAKEN, PeerJs, error_frame, refusal};
 use crate::handle::Attachment;
 use crate::hub::{HubError, Name, PeerOpts};
 use crate::routes::over_capacity;
 use crate::server::App;
+use crate::transport::upgrade::{Socket, WsUpgrade};
 use crate::transport::ws::{ConnLimits, run_connection};
 
 /// How often the server pings a PeerJS connection. Browsers answer pings
@@ -32,11 +35,6 @@ pub const PING_EVERY: Duration = Duration::from_secs(5);
 /// A connection not heard from (message, heartbeat or pong) for this long
 /// loses its id to a client with another token: three missed pings.
 pub const DEAD_AFTER: Duration = Duration::from_secs(15);
-
-/// Initial size of a connection's read buffer, and the most read from the
-/// socket at once. Signaling messages are small; a larger one grows the
-/// buffer as needed. (tungstenite's default, 128 KiB, is sized for bulk data.)
-const READ_BUFFER: usize = 2 * 1024;
 
 /// Longest id or token accepted.
 const MAX_ID: usize = 256;
@@ -103,7 +101,7 @@ struct Registration {
 async fn peerjs_ws(
     State(app): State<App>,
     query: Result<Query<Registration>, axum::extract::rejection::QueryRejection>,
-    ws: WebSocketUpgrade,
+    ws: WsUpgrade,
 ) -> Response {
     if let Some(refusal) = over_capacity(&app) {
         return refusal;
@@ -116,8 +114,7 @@ async fn peerjs_ws(
         ..app.config.conn.clone()
     };
     limits.ping_every = limits.ping_every.max(Duration::from_millis(100));
-    let ws =
-        ws.read_buffer_size(READ_BUFFER).max_message_size(limits.max_frame * 2).max_frame_size(limits.max_frame * 2);
+    let ws = ws.max_message_size(limits.max_frame * 2);
     ws.on_upgrade(move |socket| {
         let tracker = app.tracker.clone();
         tracker.track_future(register(socket, app, reg, limits))
@@ -127,7 +124,7 @@ async fn peerjs_ws(
 /// Registers the client as `peer` does, then runs its connection. Decided
 /// before any await, so the connection's long-lived future holds the socket
 /// once (in whichever branch runs), not once per layer.
-fn register(socket: WebSocket, app: App, reg: Registration, limits: ConnLimits) -> impl Future<Output = ()> + Send {
+fn register(socket: Socket, app: App, reg: Registration, limits: ConnLimits) -> impl Future<Output = ()> + Send {
     match admit(&app, reg) {
         Ok((att, id)) => {
             let proto = PeerJs::new(&id, app.config.peerjs.expire_timeout);
@@ -169,8 +166,8 @@ fn admit(app: &App, reg: Registration) -> Result<(Attachment, String), String> {
 }
 
 /// Sends one frame, then closes.
-async fn refuse(mut socket: WebSocket, frame: String) {
+async fn refuse(mut socket: Socket, frame: String) {
     let _ = socket.send(Message::Text(frame.into())).await;
-    let close = CloseFrame { code: 1008, reason: "registration refused".into() };
+    let close = CloseFrame { code: 1008.into(), reason: "registration refused".into() };
     let _ = socket.send(Message::Close(Some(close))).await;
 }

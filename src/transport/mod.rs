@@ -3,4 +3,5 @@
 
 pub mod socketio;
 pub mod tls;
+pub mod upgrade;
 pub mod ws;

@@ -7,14 +7,16 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::dialect::{Close, Ctx, Protocol};
 use crate::handle::{Attachment, HubHandle, KickReason, Outbox};
 use crate::hub::Event;
 use crate::outbox::Next;
+use crate::transport::upgrade::Socket;
 
 /// How long a closing handshake (or shutdown notice) may wait for room in a
 /// socket whose client stopped reading, before the socket is just dropped.
@@ -100,7 +102,7 @@ enum End {
 /// keeps its arguments (the socket among them) in its own state as well as in
 /// the future it awaits, and that state lives as long as the connection.
 pub fn run_connection<P: Protocol>(
-    socket: WebSocket,
+    socket: Socket,
     proto: P,
     att: Attachment,
     hub: HubHandle,
@@ -112,7 +114,7 @@ pub fn run_connection<P: Protocol>(
 }
 
 async fn drive<P: Protocol>(
-    mut socket: WebSocket,
+    mut socket: Socket,
     mut proto: P,
     mut att: Attachment,
     hub: HubHandle,
@@ -180,17 +182,17 @@ async fn drive<P: Protocol>(
                     }
                     inflight.clear();
                 }
-                msg = socket.recv() => {
+                msg = socket.next() => {
                     last_heard = Instant::now();
                     att.heard.touch(last_heard);
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
-                            Ok(t) => t.into(),
+                        Some(Ok(Message::Binary(b))) => match tungstenite::Utf8Bytes::try_from(b) {
+                            Ok(t) => t,
                             Err(_) => break 'conn End::Closed(Close { code: 1003, reason: "binary frames are not supported; send JSON text".into() }),
                         },
                         Some(Ok(Message::Close(frame))) => {
-                            if proto.close_is_goodbye(frame.map(|f| f.code)) {
+                            if proto.close_is_goodbye(frame.map(|f| u16::from(f.code))) {
                                 break 'conn End::Clean;
                             }
                             break 'conn End::Abrupt;
@@ -270,9 +272,9 @@ async fn drive<P: Protocol>(
 /// it answers the close (at most [`CLOSE_ANSWER_WAIT`]). Dropping a socket with
 /// unread data makes the kernel reset the connection, and the client may
 /// then lose our close frame and its reason (seen as 1006 in browsers).
-async fn drain(socket: &mut WebSocket) {
+async fn drain(socket: &mut Socket) {
     let _ = tokio::time::timeout(CLOSE_ANSWER_WAIT, async {
-        while let Some(Ok(msg)) = socket.recv().await {
+        while let Some(Ok(msg)) = socket.next().await {
             if matches!(msg, Message::Close(_)) {
                 break;
             }
@@ -298,9 +300,8 @@ fn too_big(max_frame: usize) -> End {
 
 /// Whether a read failed because the WebSocket library refused a message
 /// over its own size cap (set above `max_frame`).
-fn is_too_big(e: &axum::Error) -> bool {
-    use std::error::Error as _;
-    matches!(e.source().and_then(|s| s.downcast_ref::<tungstenite::Error>()), Some(tungstenite::Error::Capacity(_)))
+fn is_too_big(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Capacity(_))
 }
 
 fn restarting() -> End {
@@ -309,7 +310,7 @@ fn restarting() -> End {
 
 /// Runs a socket write unless the connection must end first: kicked, server
 /// shutting down, or the client not reading for `limit`.
-async fn guarded(io: impl Future<Output = Result<(), axum::Error>>, rx: &Outbox, limit: Duration) -> Result<(), End> {
+async fn guarded(io: impl Future<Output = Result<(), tungstenite::Error>>, rx: &Outbox, limit: Duration) -> Result<(), End> {
     tokio::select! {
         biased;
         r = io => r.map_err(|e| {
@@ -325,8 +326,8 @@ async fn guarded(io: impl Future<Output = Result<(), axum::Error>>, rx: &Outbox,
 }
 
 /// Sends a close frame, unless the client has not made room for it in time.
-async fn send_close(socket: &mut WebSocket, close: Close) {
-    let frame = CloseFrame { code: close.code, reason: truncate(&close.reason).into() };
+async fn send_close(socket: &mut Socket, close: Close) {
+    let frame = CloseFrame { code: close.code.into(), reason: truncate(&close.reason).into() };
     let _ = tokio::time::timeout(CLOSE_WAIT, socket.send(Message::Close(Some(frame)))).await;
 }
 
@@ -345,7 +346,7 @@ fn truncate(s: &str) -> String {
     s[..end].to_string()
 }
 
-async fn send_all(socket: &mut WebSocket, out: &mut Vec<String>) -> Result<(), axum::Error> {
+async fn send_all(socket: &mut Socket, out: &mut Vec<String>) -> Result<(), tungstenite::Error> {
     if out.is_empty() {
         return Ok(());
     }
