@@ -5,11 +5,11 @@
 //! (never awaiting under the lock) and returns. A full outbox means a slow
 //! consumer: it is kicked, and what it did not read waits for its resume.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerOpts, Reply, SpaceId};
@@ -87,7 +87,8 @@ struct Connection {
 #[derive(Debug)]
 struct State {
     hub: Hub,
-    outboxes: HashMap<PeerId, Connection>,
+    /// Keyed by server-assigned ids: a fast unkeyed hash is safe.
+    outboxes: FxHashMap<PeerId, Connection>,
     next_conn: u64,
     /// Set by [`HubHandle::shutdown`]: new connections are told at once.
     closing: bool,
@@ -115,7 +116,7 @@ impl HubHandle {
     pub fn new(limits: Limits, outbox_cap: usize) -> HubHandle {
         let state = State {
             hub: Hub::new(limits),
-            outboxes: HashMap::new(),
+            outboxes: FxHashMap::default(),
             next_conn: 0,
             closing: false,
             scratch: Vec::new(),

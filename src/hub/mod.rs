@@ -19,6 +19,8 @@ mod tests;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
+
 pub use keyed::Keyed;
 pub use types::*;
 
@@ -82,16 +84,18 @@ pub struct Hub {
     limits: Limits,
     next_peer: u64,
     next_call: u64,
-    peers: HashMap<PeerId, Peer>,
+    /// Keyed by server-assigned numbers, so a fast unkeyed hash is safe
+    /// here (names, chosen by clients, keep the default DoS-resistant one).
+    peers: FxHashMap<PeerId, Peer>,
     /// Holders of each name, earliest first (exclusive names have one).
     names: HashMap<(SpaceId, Name), Vec<PeerId>>,
     rooms: HashMap<(SpaceId, Name), Vec<PeerId>>,
-    calls: HashMap<CallId, calls::Call>,
+    calls: FxHashMap<CallId, calls::Call>,
     tokens: HashMap<Name, PeerId>,
     held: HashMap<(SpaceId, Name), VecDeque<Held>>,
     held_total: usize,
     /// Peers (connected or away) per space.
-    population: HashMap<SpaceId, usize>,
+    population: FxHashMap<SpaceId, usize>,
 }
 
 /// Numbers for metrics.

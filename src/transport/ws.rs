@@ -8,9 +8,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use tracing::{Instrument, debug, info, info_span, warn};
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
-use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::dialect::{Close, Ctx, Protocol};
 use crate::handle::{Attachment, HubHandle, KickReason, Outbox};
@@ -113,13 +113,7 @@ pub fn run_connection<P: Protocol>(
     drive(socket, proto, att, hub, limits).instrument(span)
 }
 
-async fn drive<P: Protocol>(
-    mut socket: Socket,
-    mut proto: P,
-    mut att: Attachment,
-    hub: HubHandle,
-    limits: ConnLimits,
-) {
+async fn drive<P: Protocol>(mut socket: Socket, mut proto: P, mut att: Attachment, hub: HubHandle, limits: ConnLimits) {
     info!(resumed = att.resumed, "connected");
     let mut out: Vec<String> = Vec::new();
     let mut bucket = Bucket::new(limits.rate, limits.burst);
@@ -310,7 +304,11 @@ fn restarting() -> End {
 
 /// Runs a socket write unless the connection must end first: kicked, server
 /// shutting down, or the client not reading for `limit`.
-async fn guarded(io: impl Future<Output = Result<(), tungstenite::Error>>, rx: &Outbox, limit: Duration) -> Result<(), End> {
+async fn guarded(
+    io: impl Future<Output = Result<(), tungstenite::Error>>,
+    rx: &Outbox,
+    limit: Duration,
+) -> Result<(), End> {
     tokio::select! {
         biased;
         r = io => r.map_err(|e| {
