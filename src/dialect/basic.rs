@@ -98,7 +98,7 @@ impl Basic {
         let payload = match Payload::parse(&frame) {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(kind, error = %e, "could not build the relayed frame: dropped");
+                tracing::warn!(peer = %ctx.peer, kind, error = %e, "could not build the relayed frame: dropped");
                 return false;
             }
         };
@@ -112,7 +112,7 @@ impl Basic {
         match ctx.dispatch(cmd) {
             Ok(Reply::Sent | Reply::Queued) => true,
             Ok(_) if matches!(kind, "leave" | "message") => {
-                tracing::info!(kind, to, "unknown target: dropped (the original server crashes here)");
+                tracing::info!(peer = %ctx.peer, kind, to, "unknown target: dropped (the original server crashes here)");
                 false
             }
             Ok(_) => {
@@ -120,7 +120,7 @@ impl Basic {
                 false
             }
             Err(e) => {
-                tracing::warn!(kind, to, error = %e, "relay failed");
+                tracing::warn!(peer = %ctx.peer, kind, to, error = %e, "relay failed");
                 false
             }
         }
@@ -149,7 +149,7 @@ impl Basic {
             }
             Err(HubError::NameTaken(_)) => ctx.send(LOGIN_TAKEN.into()),
             Err(e) => {
-                tracing::warn!(error = %e, "login failed");
+                tracing::warn!(peer = %ctx.peer, error = %e, "login failed");
                 ctx.send(LOGIN_TAKEN.into());
             }
         }

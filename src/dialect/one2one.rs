@@ -108,14 +108,14 @@ fn send_to(ctx: &mut Ctx<'_>, to: PeerId, kind: &str, frame: String) {
     let payload = match Payload::parse(&frame) {
         Ok(p) => p,
         Err(e) => {
-            tracing::warn!(kind, error = %e, "could not build the frame: dropped");
+            tracing::warn!(peer = %ctx.peer, kind, error = %e, "could not build the frame: dropped");
             return;
         }
     };
     let cmd =
         Command::Signal { to: Target::Id(to), kind: Name::from(kind), payload, missing: Missing::Drop, mark: None };
     if let Err(e) = ctx.dispatch(cmd) {
-        tracing::warn!(kind, error = %e, "relay failed");
+        tracing::warn!(peer = %ctx.peer, kind, error = %e, "relay failed");
     }
 }
 
@@ -152,7 +152,7 @@ impl One2one {
         // Quirk of `one2one`: the caller is whoever holds the name `from`,
         // not necessarily this socket.
         let Some(caller) = lookup(ctx, from.as_deref()) else {
-            tracing::warn!(from = ?from, "call from an unregistered name: rejected (the original crashes)");
+            tracing::warn!(peer = %ctx.peer, from = ?from, "call from an unregistered name: rejected (the original crashes)");
             ctx.hub.metrics().error("unknown_peer");
             ctx.send(CALL_UNKNOWN.into());
             return;
@@ -224,7 +224,7 @@ impl Protocol for One2one {
         let fields: Fields<'_> = match serde_json::from_str(text) {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(error = %e, "not a JSON object: ignored (the original crashes)");
+                tracing::warn!(peer = %ctx.peer, error = %e, "not a JSON object: ignored (the original crashes)");
                 ctx.hub.metrics().error("bad_json");
                 return;
             }

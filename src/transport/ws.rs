@@ -8,13 +8,13 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, debug_span, info};
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
 use crate::dialect::{Close, Ctx, Protocol};
 use crate::handle::{Attachment, HubHandle, KickReason, Outbox};
-use crate::hub::Event;
+use crate::hub::{Event, PeerId};
 use crate::outbox::Next;
 use crate::transport::upgrade::Socket;
 
@@ -109,12 +109,23 @@ pub fn run_connection<P: Protocol>(
     limits: ConnLimits,
     dialect: &'static str,
 ) -> impl Future<Output = ()> + Send {
-    let span = info_span!("conn", peer = %att.peer, dialect);
-    drive(socket, proto, att, hub, limits).instrument(span)
+    // At debug level only: an enabled span is entered and left on every
+    // poll of the connection. The lines logged at info and above name the
+    // peer and dialect themselves.
+    let span = debug_span!("conn", peer = %att.peer, dialect);
+    drive(socket, proto, att, hub, limits, dialect).instrument(span)
 }
 
-async fn drive<P: Protocol>(mut socket: Socket, mut proto: P, mut att: Attachment, hub: HubHandle, limits: ConnLimits) {
-    info!(resumed = att.resumed, "connected");
+async fn drive<P: Protocol>(
+    mut socket: Socket,
+    mut proto: P,
+    mut att: Attachment,
+    hub: HubHandle,
+    limits: ConnLimits,
+    dialect: &'static str,
+) {
+    let peer = att.peer;
+    info!(%peer, dialect, resumed = att.resumed, "connected");
     let mut out: Vec<String> = Vec::new();
     let mut bucket = Bucket::new(limits.rate, limits.burst);
     let mut ping = tokio::time::interval(limits.ping_every);
@@ -128,7 +139,7 @@ async fn drive<P: Protocol>(mut socket: Socket, mut proto: P, mut att: Attachmen
     // client that stops reading for `idle_timeout` cuts it short.
     macro_rules! guard {
         ($io:expr) => {
-            guarded($io, &att.rx, limits.idle_timeout)
+            guarded($io, &att.rx, limits.idle_timeout, peer)
         };
     }
 
@@ -222,7 +233,7 @@ async fn drive<P: Protocol>(mut socket: Socket, mut proto: P, mut att: Attachmen
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > limits.idle_timeout {
-                        info!("idle timeout");
+                        info!(%peer, dialect, "idle timeout");
                         break 'conn End::Abrupt;
                     }
                     if let Err(end) = guard!(socket.send(Message::Ping(Default::default()))).await {
@@ -234,6 +245,10 @@ async fn drive<P: Protocol>(mut socket: Socket, mut proto: P, mut att: Attachmen
     };
 
     let we_closed = matches!(end, End::Closed(_) | End::ClosedFinal(_));
+    let (code, reason) = match &end {
+        End::Closed(c) | End::ClosedFinal(c) => (Some(c.code), Some(c.reason.clone())),
+        _ => (None, None),
+    };
     let clean = match end {
         End::Clean => true,
         End::Abrupt => false,
@@ -256,7 +271,7 @@ async fn drive<P: Protocol>(mut socket: Socket, mut proto: P, mut att: Attachmen
         unsent.push(event);
     }
     hub.detach(att.peer, att.conn, clean, unsent);
-    info!(clean, "disconnected");
+    info!(%peer, dialect, clean, code, reason, "disconnected");
     if we_closed {
         drain(&mut socket).await;
     }
@@ -284,7 +299,6 @@ fn kicked(reason: KickReason) -> End {
         KickReason::Replaced => "replaced by a newer connection for the same peer",
         KickReason::Shutdown => return restarting(),
     };
-    warn!(reason, "kicked");
     End::Closed(Close { code: 1008, reason: reason.into() })
 }
 
@@ -308,6 +322,7 @@ async fn guarded(
     io: impl Future<Output = Result<(), tungstenite::Error>>,
     rx: &Outbox,
     limit: Duration,
+    peer: PeerId,
 ) -> Result<(), End> {
     tokio::select! {
         biased;
@@ -317,7 +332,7 @@ async fn guarded(
         }),
         reason = rx.alarmed() => Err(kicked(reason)),
         _ = tokio::time::sleep(limit) => {
-            info!("client stopped reading");
+            info!(%peer, "client stopped reading");
             Err(End::Abrupt)
         }
     }
