@@ -52,14 +52,33 @@ async fn until_away(server: &TestServer, id: &str) {
 
 /// A plain HTTP/1.1 GET; returns the status line, headers and body.
 async fn http_get(server: &TestServer, path: &str) -> (String, String, String) {
+    http_request(server, "GET", path, "").await
+}
+
+/// An HTTP/1.1 request from a page at `http://app.test`, with `extra` header
+/// lines (each ending in CRLF); returns the status line, headers and body.
+async fn http_request(server: &TestServer, method: &str, path: &str, extra: &str) -> (String, String, String) {
     let mut s = tokio::net::TcpStream::connect(server.addr(0)).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nOrigin: http://app.test\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nOrigin: http://app.test\r\n{extra}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut raw = String::new();
     tokio::time::timeout(WAIT, s.read_to_string(&mut raw)).await.expect("response in time").expect("read");
     let (head, body) = raw.split_once("\r\n\r\n").expect("a full response");
     let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
     (status.to_string(), headers.to_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn cors_preflight_answers_no_content_with_peers_headers() {
+    let s = server(|_| {}).await;
+    let ask = "Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: content-type\r\n";
+    let (status, headers, body) = http_request(&s, "OPTIONS", "/peerjs/id", ask).await;
+    assert!(status.contains("204"), "{status}");
+    assert!(headers.contains("access-control-allow-origin: http://app.test"), "{headers}");
+    assert!(headers.contains("access-control-allow-methods: get,head,put,patch,post,delete"), "{headers}");
+    assert!(headers.contains("access-control-allow-headers: content-type"), "{headers}");
+    assert_eq!(body, "");
 }
 
 #[tokio::test]

@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -56,8 +57,19 @@ pub fn routes(app: App) -> Router {
     if path.len() > 1 {
         api = api.route(path.trim_end_matches('/'), get(info));
     }
-    let api = api.layer(cors);
+    let api = api.layer(cors).layer(middleware::from_fn(preflight_no_content));
     Router::new().route(&format!("{path}peerjs"), get(peerjs_ws)).merge(api).with_state(app)
+}
+
+/// `peer`'s CORS answers a preflight with `204 No Content`, tower-http's
+/// with `200 OK`; the headers are the same.
+async fn preflight_no_content(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut res = next.run(req).await;
+    if preflight && res.status() == StatusCode::OK {
+        *res.status_mut() = StatusCode::NO_CONTENT;
+    }
+    res
 }
 
 async fn info() -> Response {
