@@ -128,8 +128,10 @@ pub struct ServeArgs {
 }
 
 /// Flags of the peerjs dialect, named as the PeerJS server (`peer`) names
-/// them; its underscore spellings are accepted too.
-#[derive(Args, Debug, Default, Clone)]
+/// them; its underscore spellings are accepted too. In the config file they
+/// form the `[peerjs]` table (with underscores: `expire_timeout = 5000`).
+#[derive(Args, Deserialize, Debug, Default, Clone)]
+#[serde(default, deny_unknown_fields)]
 #[command(next_help_heading = "PeerJS dialect")]
 pub struct PeerjsArgs {
     /// PeerJS key clients must give [default: peerjs].
@@ -183,7 +185,16 @@ impl Default for PeerjsConfig {
 }
 
 impl PeerjsConfig {
-    fn from_args(a: &PeerjsArgs) -> anyhow::Result<PeerjsConfig> {
+    /// Flags first, then the file's `[peerjs]` table, then the defaults.
+    fn from_args(flags: &PeerjsArgs, file: &PeerjsArgs) -> anyhow::Result<PeerjsConfig> {
+        let a = PeerjsArgs {
+            key: flags.key.clone().or(file.key.clone()),
+            path: flags.path.clone().or(file.path.clone()),
+            allow_discovery: flags.allow_discovery || file.allow_discovery,
+            expire_timeout: flags.expire_timeout.or(file.expire_timeout),
+            alive_timeout: flags.alive_timeout.or(file.alive_timeout),
+            concurrent_limit: flags.concurrent_limit.or(file.concurrent_limit),
+        };
         let d = PeerjsConfig::default();
         let path = a.path.clone().unwrap_or(d.path);
         if !path.starts_with('/') || path.contains(['?', '#', '{', '}', '*']) {
@@ -228,6 +239,9 @@ pub struct FileConfig {
     room_max: Option<usize>,
     shutdown_deadline: Option<u64>,
     socketio_client: Option<PathBuf>,
+    /// Settings of the peerjs dialect (`[peerjs]`).
+    #[serde(default)]
+    peerjs: PeerjsArgs,
 }
 
 /// One listening socket and the dialect it speaks.
@@ -433,7 +447,7 @@ impl Config {
             room_max: args.room_max.or(file.room_max).unwrap_or(d.room_max),
             outbox: d.outbox,
             shutdown_deadline: secs(args.shutdown_deadline, file.shutdown_deadline, d.shutdown_deadline),
-            peerjs: PeerjsConfig::from_args(&args.peerjs)?,
+            peerjs: PeerjsConfig::from_args(&args.peerjs, &file.peerjs)?,
             socketio_client: args.socketio_client.clone().or(file.socketio_client.clone()),
         };
         config.validate()?;

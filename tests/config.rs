@@ -76,6 +76,34 @@ fn the_file_is_read_and_flags_override_it() {
 }
 
 #[test]
+fn the_peerjs_table_sets_the_peerjs_dialect_and_flags_override_it() {
+    let file = TempFile::new(
+        "peerjs",
+        "[peerjs]\nkey = \"k1\"\npath = \"/app\"\nallow_discovery = true\nexpire_timeout = 2500\nalive_timeout = 9000\nconcurrent_limit = 12\n",
+    );
+    let args = ServeArgs { config: Some(file.0.clone()), ..ServeArgs::default() };
+    let p = Config::from_args(&args).expect("valid [peerjs] table").peerjs;
+    assert_eq!((p.key.as_str(), p.path.as_str(), p.allow_discovery), ("k1", "/app/", true));
+    assert_eq!((p.expire_timeout, p.alive_timeout), (Duration::from_millis(2500), Duration::from_millis(9000)));
+    assert_eq!(p.concurrent_limit, 12);
+
+    let mut args = ServeArgs { config: Some(file.0.clone()), ..ServeArgs::default() };
+    args.peerjs.key = Some("k2".into());
+    args.peerjs.concurrent_limit = Some(3);
+    let p = Config::from_args(&args).expect("valid file and flags").peerjs;
+    assert_eq!(
+        (p.key.as_str(), p.concurrent_limit, p.path.as_str()),
+        ("k2", 3, "/app/"),
+        "flags win, the file fills the rest"
+    );
+
+    let typo = TempFile::new("peerjs-typo", "[peerjs]\nexpire_timout = 1\n");
+    let args = ServeArgs { config: Some(typo.0.clone()), ..ServeArgs::default() };
+    let err = format!("{:#}", Config::from_args(&args).expect_err("unknown key"));
+    assert!(err.contains("expire_timout"), "{err}");
+}
+
+#[test]
 fn bad_files_give_errors_naming_the_file_and_the_problem() {
     let missing = std::env::temp_dir().join("switchboard-test-no-such-file.toml");
     let args = ServeArgs { config: Some(missing.clone()), ..ServeArgs::default() };
