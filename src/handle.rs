@@ -167,6 +167,40 @@ impl HubHandle {
         (att, Connection { tx, heard, conn })
     }
 
+    /// Gives `peer` a new connection whose outbox starts with, in order, what
+    /// its current connection (if any) has not written yet, then `waiting`
+    /// (what the hub kept while it was away). The current connection is
+    /// kicked; what it was still writing comes back when it detaches and goes
+    /// first: until then the new outbox is held, so nothing overtakes it.
+    fn take_over(
+        &self,
+        st: &mut State,
+        peer: PeerId,
+        space: SpaceId,
+        token: Option<Name>,
+        resumed: bool,
+        waiting: Vec<Event>,
+    ) -> Attachment {
+        let old = st.outboxes.remove(&peer);
+        let earlier = old.as_ref().map(|o| o.tx.take_queued()).unwrap_or_default();
+        // Both may hold more than an outbox (each bounded): size this first
+        // outbox to take all of it, so nothing waiting is lost.
+        let cap = self.shared.outbox_cap.max(earlier.len() + waiting.len());
+        let (att, conn) = self.new_outbox(st, peer, space, token, resumed, cap);
+        if old.is_some() {
+            conn.tx.hold();
+        }
+        for event in earlier.into_iter().chain(waiting) {
+            // Cannot fail: the channel is new, empty and big enough.
+            let _ = conn.tx.try_send(event);
+        }
+        st.outboxes.insert(peer, conn);
+        if let Some(old) = old {
+            old.tx.alarm(KickReason::Replaced);
+        }
+        att
+    }
+
     /// Tells every connection, and any attached from now on, that the
     /// server is shutting down.
     pub fn shutdown(&self) {
@@ -183,18 +217,7 @@ impl HubHandle {
         let mut st = self.lock();
         let mut out = Vec::new();
         let (peer, waiting) = st.hub.resume(space, token, &mut out)?;
-        // The away queue may hold more than an outbox (a kicked connection's
-        // leftovers plus what came after, each bounded): size this first
-        // outbox to take all of it, so nothing waiting is lost.
-        let cap = self.shared.outbox_cap.max(waiting.len());
-        let (att, outbox) = self.new_outbox(&mut st, peer, space, Some(Name::from(token)), true, cap);
-        for event in waiting {
-            // Cannot fail: the channel is new, empty and big enough.
-            let _ = outbox.tx.try_send(event);
-        }
-        if let Some(old) = st.outboxes.insert(peer, outbox) {
-            old.tx.alarm(KickReason::Replaced);
-        }
+        let att = self.take_over(&mut st, peer, space, Some(Name::from(token)), true, waiting);
         self.shared.metrics.resumed();
         self.flush(&mut st, &mut out);
         Ok(att)
@@ -231,16 +254,7 @@ impl HubHandle {
                 (peer, waiting, false)
             }
         };
-        // Sized to take everything that waited, as in `resume`.
-        let cap = self.shared.outbox_cap.max(waiting.len());
-        let (att, outbox) = self.new_outbox(st, peer, space, None, resumed, cap);
-        for event in waiting {
-            // Cannot fail: the channel is new, empty and big enough.
-            let _ = outbox.tx.try_send(event);
-        }
-        if let Some(old) = st.outboxes.insert(peer, outbox) {
-            old.tx.alarm(KickReason::Replaced);
-        }
+        let att = self.take_over(st, peer, space, None, resumed, waiting);
         if resumed {
             self.shared.metrics.resumed();
         } else {
@@ -284,8 +298,10 @@ impl HubHandle {
                 st.hub.disconnect(peer, clean, unsent, Instant::now(), &mut out);
             }
             Some(_) => {
-                // Taken over by a newer connection: hand the leftovers on.
-                out.extend(unsent.into_iter().map(|event| Delivery { to: peer, event }));
+                // Taken over by a newer connection: the leftovers go first.
+                if let Some(newer) = st.outboxes.get(&peer) {
+                    newer.tx.release(unsent);
+                }
             }
             None => st.hub.disconnect(peer, clean, unsent, Instant::now(), &mut out),
         }

@@ -53,6 +53,8 @@ struct State<T, A> {
     closed: bool,
     /// The first alarm raised, if any.
     alarm: Option<A>,
+    /// Events wait unseen until [`Sender::release`] (see [`Sender::hold`]).
+    held: bool,
 }
 
 impl<T, A> State<T, A> {
@@ -101,7 +103,7 @@ pub struct Receiver<T, A> {
 
 /// A queue that holds at most `cap` events, with an alarm of type `A`.
 pub fn channel<T, A>(cap: usize) -> (Sender<T, A>, Receiver<T, A>) {
-    let state = State { queue: VecDeque::new(), waker: None, closed: false, alarm: None };
+    let state = State { queue: VecDeque::new(), waker: None, closed: false, alarm: None, held: false };
     let shared = Arc::new(Shared { state: Mutex::new(state), cap: cap.max(1) });
     (Sender { shared: shared.clone() }, Receiver { shared })
 }
@@ -123,6 +125,30 @@ impl<T, A> Sender<T, A> {
             w.wake();
         }
         Ok(())
+    }
+
+    /// Keeps queued events from the receiver until [`release`](Self::release):
+    /// for a connection taking over from one that still has events to give
+    /// back, which must come first. The alarm is not held.
+    pub fn hold(&self) {
+        self.shared.lock().held = true;
+    }
+
+    /// Puts `first` ahead of everything queued, in order, and lets the
+    /// receiver see them (ends a [`hold`](Self::hold)). May exceed the cap:
+    /// these events were already accepted once.
+    pub fn release(&self, first: Vec<T>) {
+        self.shared.update(|st| {
+            for event in first.into_iter().rev() {
+                st.queue.push_front(event);
+            }
+            st.held = false;
+        });
+    }
+
+    /// Takes every queued event out (the receiver will not see them).
+    pub fn take_queued(&self) -> VecDeque<T> {
+        std::mem::take(&mut self.shared.lock().queue)
     }
 
     /// Raises the alarm; the first one raised is the one the receiver sees.
@@ -148,6 +174,10 @@ impl<T, A: Copy> Receiver<T, A> {
             let mut st = self.shared.lock();
             if let Some(alarm) = st.alarm {
                 return Poll::Ready(Next::Alarm(alarm));
+            }
+            if st.held {
+                st.park(cx);
+                return Poll::Pending;
             }
             if let Some(event) = st.queue.pop_front() {
                 return Poll::Ready(Next::Event(event));
@@ -181,9 +211,13 @@ impl<T, A: Copy> Receiver<T, A> {
 }
 
 impl<T, A> Receiver<T, A> {
-    /// The next event if one is waiting (the alarm does not stop it).
+    /// The next event if one is waiting (the alarm does not stop it; a hold
+    /// does, except once the queue is closed: then everything comes out).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut st = self.shared.lock();
+        if st.held && !st.closed {
+            return Err(TryRecvError::Empty);
+        }
         match st.queue.pop_front() {
             Some(event) => {
                 if st.queue.is_empty() && st.queue.capacity() > 64 {
@@ -257,5 +291,25 @@ mod tests {
         assert_eq!(tx.try_send(2), Ok(()));
         assert_eq!(rx.next().await, Next::Alarm("slow"));
         assert_eq!(rx.try_recv(), Ok(2), "events behind the alarm stay for the cleanup");
+    }
+
+    #[tokio::test]
+    async fn a_held_queue_shows_nothing_until_released_with_the_earlier_events_first() {
+        let (tx, mut rx) = channel::<i32, ()>(4);
+        tx.hold();
+        assert_eq!(tx.try_send(3), Ok(()));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        let waiting = tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..3 {
+                got.push(rx.next().await);
+            }
+            got
+        });
+        tokio::task::yield_now().await;
+        tx.release(vec![1, 2]);
+        let got = waiting.await.expect("receiver task");
+        assert_eq!(got, vec![Next::Event(1), Next::Event(2), Next::Event(3)]);
+        assert_eq!(tx.take_queued().len(), 0);
     }
 }

@@ -192,3 +192,49 @@ async fn a_token_resumes_only_on_the_listener_that_issued_it() {
     assert_eq!((frames.len(), &frames[0]["id"]), (1, &welcome["id"]));
     server.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn resuming_over_a_stalled_connection_delivers_what_it_never_wrote_first_and_in_order() {
+    let server = TestServer::native().await;
+    let (mut alice, _) = server.named("alice").await;
+    let (mut old, welcome) = server.client().await;
+    let token = welcome["resume"].as_str().unwrap().to_string();
+    old.send(&json!({"type": "name", "name": "bob", "ref": 1})).await;
+    old.recv_type("ok").await;
+    alice.recv_type("online").await;
+
+    // Bob stops reading: large signals fill the socket buffers, and the rest
+    // waits in bob's outbox (200 x 60 KB: more than the buffers hold, fewer
+    // events than an outbox takes, so bob is not dropped as slow).
+    const N: u64 = 200;
+    let pad = "x".repeat(60_000);
+    for i in 0..N {
+        let mut m = json!({"type": "signal", "to": "bob", "data": {"i": i, "pad": pad}});
+        if i == N - 1 {
+            m["ref"] = json!("last");
+        }
+        alice.send(&m).await;
+    }
+    assert_eq!(alice.recv_type("ok").await["ref"], "last", "every signal reached the hub");
+
+    let (mut new, frames) = server.resume(&token).await;
+    assert_eq!(frames.last().map(|f| f["resumed"].clone()), Some(json!(true)), "{frames:?}");
+    for i in N..N + 5 {
+        alice.send(&json!({"type": "signal", "to": "bob", "data": {"i": i}})).await;
+    }
+
+    let mut got = Vec::new();
+    while got.last() != Some(&(N + 4)) {
+        got.push(new.recv_type("signal").await["data"]["i"].as_u64().expect("index"));
+    }
+    assert!(got.windows(2).all(|w| w[1] == w[0] + 1), "in order, without gaps: {got:?}");
+    assert!(got.len() > 5, "the stalled connection had signals it never wrote: {got:?}");
+
+    // What the old connection did write, its client can still read: the two
+    // together miss nothing (the signal being written may come twice).
+    let (before, _) = old.read_to_end().await;
+    let old_seen = indexes(&before);
+    assert_eq!(old_seen, (0..old_seen.len() as u64).collect::<Vec<_>>());
+    assert!(got[0] <= old_seen.len() as u64, "no gap: old {} signals, new from {}", old_seen.len(), got[0]);
+    server.running.shutdown().await;
+}
