@@ -43,6 +43,7 @@ async fn metrics_series_follow_connections_rooms_calls_relays_errors_and_resumes
     assert_eq!(metric_in(&body, "switchboard_connections"), 2.0);
     assert_eq!(metric_in(&body, "switchboard_peers"), 2.0);
     let rooms = metric_in(&body, "switchboard_rooms");
+    assert_eq!(rooms, 0.0, "the lobby that lists who is online is not a room");
 
     for c in [&mut a, &mut b] {
         c.send(&json!({"type": "join", "room": "den", "ref": 2})).await;

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 
 use super::{Ctx, Protocol, push_json_str};
 use crate::hub::{
-    CallId, Command, Event, HubError, Missing, Name, Payload, PeerId, PeerInfo, Reply, Target, Undelivered,
+    CallId, Command, Event, HubError, INTERNAL, Missing, Name, Payload, PeerId, PeerInfo, Reply, Target, Undelivered,
 };
 
 /// Room every named native peer is in: its presence is "who is online".
-const LOBBY: &str = "\u{0}lobby";
+const LOBBY: &str = "\u{0}lobby"; // starts with hub::INTERNAL
 
 /// Settings the native dialect hands to clients in its welcome.
 #[derive(Clone, Debug)]
@@ -161,8 +161,9 @@ impl Native {
             }
             "join" | "leave" => {
                 let room = need(req.room, "room", ty)?;
-                if room.is_empty() || room.len() > 64 || room == LOBBY {
-                    return Err(Refusal::BadRequest("a room name must have 1 to 64 characters".into()));
+                if room.is_empty() || room.len() > 64 || room.starts_with(INTERNAL) {
+                    let msg = "a room name must have 1 to 64 characters and not start with a NUL character";
+                    return Err(Refusal::BadRequest(msg.into()));
                 }
                 if ty == "leave" {
                     ctx.dispatch(Command::Leave { room: Name::from(&*room) })?;

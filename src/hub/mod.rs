@@ -78,6 +78,11 @@ struct Held {
     mark: Option<Payload>,
 }
 
+/// Rooms whose name starts with this are a dialect's own bookkeeping (the
+/// native lobby, a presence list): not counted as rooms in metrics. Clients
+/// cannot name a room so (names are checked by each dialect).
+pub const INTERNAL: char = '\u{0}';
+
 /// The routing state of one server process.
 #[derive(Debug, Default)]
 pub struct Hub {
@@ -105,7 +110,7 @@ pub struct Census {
     pub peers: usize,
     /// Peers away, waiting to resume.
     pub away: usize,
-    /// Non-empty rooms.
+    /// Non-empty rooms, not counting dialects' internal ones ([`INTERNAL`]).
     pub rooms: usize,
     /// Calls ringing or active.
     pub calls: usize,
@@ -197,7 +202,7 @@ impl Hub {
         Census {
             peers: self.peers.len(),
             away: self.peers.values().filter(|p| p.away.is_some()).count(),
-            rooms: self.rooms.len(),
+            rooms: self.rooms.keys().filter(|(_, name)| !name.starts_with(INTERNAL)).count(),
             calls: self.calls.len(),
             held: self.held_total,
         }
