@@ -1,0 +1,185 @@
+//! nativebench: load for switchboard's native protocol, next to the shared
+//! benchmark kit's floor-relay, on the kit's relay and idle workloads.
+//! Loopback only; every loop is bounded in count and time.
+
+mod conn;
+mod idle;
+mod payload;
+mod procstat;
+mod proto;
+mod relay;
+mod report;
+mod stats;
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value, json};
+
+use crate::conn::Target;
+use crate::proto::Proto;
+
+#[derive(Parser)]
+#[command(version, about = "Relay and idle load for switchboard's native protocol and the kit's floor-relay (127.0.0.1 only)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// P pairs; each sender keeps W signals in flight to its partner, which echoes them back.
+    Relay {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 100)]
+        pairs: usize,
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// Payload JSON size in bytes (SDP-like object with seq and send time).
+        #[arg(long, default_value_t = 1000)]
+        size: usize,
+        /// Measured window in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Unrecorded relay on separate connections first, in seconds (0 = none).
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+        /// Seconds allowed after the window for in-flight messages to return.
+        #[arg(long, default_value_t = 5.0)]
+        drain: f64,
+    },
+    /// Open N registered connections, hold them; server RSS per connection, connect rate, survivors.
+    Idle {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 10000)]
+        conns: usize,
+        /// Connects in flight at once (tokio's listen backlog is 1024, floor-relay's too).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Seconds after the last connect before reading RSS.
+        #[arg(long, default_value_t = 2.0)]
+        settle: f64,
+        /// Seconds to keep holding after the RSS reading.
+        #[arg(long, default_value_t = 3.0)]
+        hold: f64,
+        /// Give up connecting after this many seconds.
+        #[arg(long, default_value_t = 120.0)]
+        max_seconds: f64,
+    },
+    /// Print a free TCP port on 127.0.0.1.
+    FreePort,
+    /// Wait until 127.0.0.1:PORT accepts connections (exit status 1 on timeout).
+    WaitPort {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
+    /// Markdown tables of medians from a results file.
+    Report {
+        #[arg(long)]
+        input: PathBuf,
+        /// Only lines whose tags.run is this.
+        #[arg(long)]
+        run: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct Common {
+    /// Protocol of the server under test.
+    #[arg(long, value_enum)]
+    proto: Proto,
+    /// Server port on 127.0.0.1.
+    #[arg(long)]
+    port: u16,
+    /// Server PID, for CPU and RSS readings from /proc.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Runtime worker threads [default: all CPUs].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Per-connection deadline for TCP + upgrade + registration, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    connect_timeout: f64,
+    /// KEY=VALUE copied into the result's "tags" (repeatable).
+    #[arg(long = "tag", value_parser = parse_tag)]
+    tags: Vec<(String, String)>,
+}
+
+fn parse_tag(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("--tag wants KEY=VALUE, got {s:?}"))
+}
+
+fn runtime(threads: Option<usize>) -> Result<(tokio::runtime::Runtime, usize)> {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()?;
+    Ok((rt, n))
+}
+
+/// Run one workload and print its result line.
+fn run_workload(common: Common, workload: &str, go: impl AsyncFnOnce(Target, Option<u32>, String) -> Result<Value>) -> Result<()> {
+    let (rt, threads) = runtime(common.threads)?;
+    let target = Target {
+        proto: common.proto,
+        port: common.port,
+        connect_timeout: Duration::from_secs_f64(common.connect_timeout),
+    };
+    let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) ^ std::process::id() as u64);
+    let results = rt.block_on(go(target, common.server_pid, nonce))?;
+    let tags: Map<String, Value> = common.tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let mut line = json!({
+        "workload": workload,
+        "proto": common.proto.name(),
+        "port": common.port,
+        "client_threads": threads,
+        "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "tags": tags,
+    });
+    if let (Value::Object(l), Value::Object(r)) = (&mut line, results) {
+        l.extend(r);
+    }
+    println!("{line}");
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Relay { common, pairs, window, size, seconds, warmup, drain } => {
+            if pairs == 0 || window == 0 || seconds <= 0.0 {
+                bail!("--pairs, --window and --seconds must be positive");
+            }
+            let o = relay::RelayOpts { pairs, window, size, seconds, warmup, drain };
+            run_workload(common, "relay", async move |t, pid, nonce| relay::run(t, pid, &nonce, o).await)
+        }
+        Cmd::Idle { common, conns, concurrency, settle, hold, max_seconds } => {
+            let o = idle::IdleOpts { conns, concurrency, settle, hold, max_seconds };
+            run_workload(common, "idle", async move |t, pid, nonce| idle::run(t, pid, &nonce, o).await)
+        }
+        Cmd::FreePort => {
+            let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
+            println!("{}", l.local_addr()?.port());
+            Ok(())
+        }
+        Cmd::WaitPort { port, timeout } => {
+            let end = Instant::now() + Duration::from_secs_f64(timeout);
+            let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into();
+            while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                if Instant::now() >= end {
+                    eprintln!("nothing listens on 127.0.0.1:{port} after {timeout} s");
+                    std::process::exit(1);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(())
+        }
+        Cmd::Report { input, run } => report::print(&input, run.as_deref()),
+    }
+}
