@@ -120,7 +120,7 @@ pub async fn run(target: Target, server_pid: Option<u32>, nonce: &str, o: IdleOp
     .await;
 
     let bytes_per_conn = match (rss_before, rss_after) {
-        (Some(b), Some(a)) if ok > 0 => Some(((a as f64 - b as f64) * 1024.0 / ok as f64).round()),
+        (Some(b), Some(a)) if ok > 0 => Some(((a as f64 - b as f64) * 1024.0 / ok as f64).round() as i64),
         _ => None,
     };
     Ok(json!({
@@ -130,7 +130,7 @@ pub async fn run(target: Target, server_pid: Option<u32>, nonce: &str, o: IdleOp
         "first_error": first_error,
         "concurrency": o.concurrency,
         "connect_s": round2(connect_s),
-        "connect_rate_per_s": (ok as f64 / connect_s.max(1e-9)).round(),
+        "connect_rate_per_s": (ok as f64 / connect_s.max(1e-9)).round() as u64,
         "rss_before_kib": rss_before,
         "rss_after_kib": rss_after,
         "bytes_per_conn": bytes_per_conn,

@@ -58,7 +58,7 @@ enum Cmd {
         common: Common,
         #[arg(long, default_value_t = 10000)]
         conns: usize,
-        /// Connects in flight at once (tokio's listen backlog is 1024, floor-relay's too).
+        /// Connects in flight at once (keep it under the server's listen backlog).
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
         /// Seconds after the last connect before reading RSS.
@@ -146,8 +146,41 @@ fn run_workload(common: Common, workload: &str, go: impl AsyncFnOnce(Target, Opt
     if let (Value::Object(l), Value::Object(r)) = (&mut line, results) {
         l.extend(r);
     }
+    eprintln!("{}", summary(&line));
     println!("{line}");
     Ok(())
+}
+
+/// One human-readable line about a result, for stderr.
+fn summary(v: &Value) -> String {
+    let n = |k: &str| v.get(k).cloned().unwrap_or(Value::Null);
+    let noise = match v["other_cpu_s"].as_f64().or(v["other_cpu_s_connect"].as_f64()) {
+        Some(o) if o >= 0.5 => format!("  [other processes used {o} CPU-s meanwhile: noisy]"),
+        _ => String::new(),
+    };
+    let text = match v["workload"].as_str() {
+        Some("relay") => format!(
+            "{} relay: {} msgs/s, {} per server CPU-s, RTT p50 {} us p99 {} us, lost {} misordered {} errors {}",
+            v["proto"].as_str().unwrap_or("?"),
+            n("relayed_msgs_per_s"),
+            n("msgs_per_server_cpu_s"),
+            v["rtt_us"]["p50"],
+            v["rtt_us"]["p99"],
+            n("lost"),
+            n("misordered"),
+            n("errors"),
+        ),
+        _ => format!(
+            "{} idle: {}/{} registered, {} B/conn, {} connects/s, {} still open",
+            v["proto"].as_str().unwrap_or("?"),
+            n("ok"),
+            n("conns"),
+            n("bytes_per_conn"),
+            n("connect_rate_per_s"),
+            n("alive_after_hold"),
+        ),
+    };
+    text + &noise
 }
 
 fn main() -> Result<()> {

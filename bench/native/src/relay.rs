@@ -239,7 +239,7 @@ pub async fn run(target: Target, server_pid: Option<u32>, nonce: &str, o: RelayO
     drop(out.conns);
 
     let msgs = 2.0 * out.tally.in_window as f64;
-    let per_cpu = out.cpu.server_s.filter(|&s| s > 0.0).map(|s| (msgs / s).round());
+    let per_cpu = out.cpu.server_s.filter(|&s| s > 0.0).map(|s| (msgs / s).round() as u64);
     Ok(json!({
         "pairs": o.pairs,
         "window": o.window,
@@ -248,7 +248,7 @@ pub async fn run(target: Target, server_pid: Option<u32>, nonce: &str, o: RelayO
         "warmup_s": o.warmup,
         "setup_s": round2(setup_s),
         "round_trips": out.tally.in_window,
-        "relayed_msgs_per_s": (msgs / o.seconds).round(),
+        "relayed_msgs_per_s": (msgs / o.seconds).round() as u64,
         "rtt_us": latency_json_us(out.tally.rtt_ns),
         "server_cpu_s": out.cpu.server_s.map(round3),
         "server_cpu_util": out.cpu.server_s.map(|s| round2(s / o.seconds)),
