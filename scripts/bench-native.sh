@@ -25,6 +25,9 @@
 #   COOLDOWN=1             seconds of rest after each run
 #   SWITCHBOARD_BIN=PATH   use this switchboard binary instead of building
 #                          target/release/switchboard (the fat-LTO build takes minutes)
+#   SB_ARGS="..."          extra switchboard flags, e.g. "--rate 0": with few
+#                          pairs each connection may pass the default limit of
+#                          2000 msgs/s, and switchboard then closes it (1008)
 #   KIT=../shared/bench    the shared benchmark kit (for floor-relay; BENCH_KIT works too)
 #   OUT=FILE               results file to append to
 #
@@ -112,7 +115,11 @@ fi
 server_cmd() { # name port -> one argument per line
     case $1 in
         floor-relay) printf '%s\n' "$FLOOR" --listen "127.0.0.1:$2" ;;
-        switchboard) printf '%s\n' env -u RUST_LOG "$SB" --listen "127.0.0.1:$2" --max-connections 1000000 ;;
+        switchboard)
+            local -a extra
+            read -r -a extra <<<"${SB_ARGS:-}"
+            printf '%s\n' env -u RUST_LOG "$SB" --listen "127.0.0.1:$2" --max-connections 1000000 "${extra[@]}"
+            ;;
     esac
 }
 

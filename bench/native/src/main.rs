@@ -23,7 +23,10 @@ use crate::conn::Target;
 use crate::proto::Proto;
 
 #[derive(Parser)]
-#[command(version, about = "Relay and idle load for switchboard's native protocol and the kit's floor-relay (127.0.0.1 only)")]
+#[command(
+    version,
+    about = "Relay and idle load for switchboard's native protocol and the kit's floor-relay (127.0.0.1 only)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -125,14 +128,21 @@ fn runtime(threads: Option<usize>) -> Result<(tokio::runtime::Runtime, usize)> {
 }
 
 /// Run one workload and print its result line.
-fn run_workload(common: Common, workload: &str, go: impl AsyncFnOnce(Target, Option<u32>, String) -> Result<Value>) -> Result<()> {
+fn run_workload(
+    common: Common,
+    workload: &str,
+    go: impl AsyncFnOnce(Target, Option<u32>, String) -> Result<Value>,
+) -> Result<()> {
     let (rt, threads) = runtime(common.threads)?;
     let target = Target {
         proto: common.proto,
         port: common.port,
         connect_timeout: Duration::from_secs_f64(common.connect_timeout),
     };
-    let nonce = format!("{:x}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) ^ std::process::id() as u64);
+    let nonce = format!(
+        "{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) ^ std::process::id() as u64
+    );
     let results = rt.block_on(go(target, common.server_pid, nonce))?;
     let tags: Map<String, Value> = common.tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     let mut line = json!({

@@ -19,7 +19,11 @@ pub fn cpu_seconds(pid: Option<u32>) -> Result<f64> {
     let after = text.rfind(')').ok_or_else(|| anyhow!("{path}: no ')'"))?;
     let fields: Vec<&str> = text[after + 1..].split_whitespace().collect();
     let ticks = |i: usize| -> Result<u64> {
-        fields.get(i).ok_or_else(|| anyhow!("{path}: too few fields"))?.parse().with_context(|| format!("{path}: field {}", i + 3))
+        fields
+            .get(i)
+            .ok_or_else(|| anyhow!("{path}: too few fields"))?
+            .parse()
+            .with_context(|| format!("{path}: field {}", i + 3))
     };
     Ok((ticks(11)? + ticks(12)?) as f64 / clk_tck())
 }
@@ -56,6 +60,7 @@ pub fn machine_busy_seconds() -> Result<f64> {
 }
 
 /// Raise our soft RLIMIT_NOFILE to the hard limit; returns the soft limit after.
+#[allow(clippy::unnecessary_cast)] // rlim_t is not u64 on every target
 pub fn raise_nofile() -> u64 {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: plain syscalls on a local struct.
@@ -109,7 +114,8 @@ impl CpuSnapshot {
         let d = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
         let server_s = d(self.server, earlier.server);
         let client_s = d(self.me, earlier.me);
-        let other_s = d(self.machine, earlier.machine).map(|m| (m - server_s.unwrap_or(0.0) - client_s.unwrap_or(0.0)).max(0.0));
+        let other_s =
+            d(self.machine, earlier.machine).map(|m| (m - server_s.unwrap_or(0.0) - client_s.unwrap_or(0.0)).max(0.0));
         CpuUse { server_s, client_s, other_s }
     }
 }

@@ -122,8 +122,8 @@ pub fn decode(proto: Proto, text: &str) -> Result<ServerMsg> {
     let short = || text.chars().take(200).collect::<String>();
     match proto {
         Proto::Native => {
-            let f: NativeFrame = serde_json::from_str(text)
-                .with_context(|| format!("undecodable native frame: {}", short()))?;
+            let f: NativeFrame =
+                serde_json::from_str(text).with_context(|| format!("undecodable native frame: {}", short()))?;
             Ok(match &*f.ty {
                 "welcome" => match f.id {
                     Some(id) => ServerMsg::Registered { id: Some(id.into_owned()) },
@@ -140,8 +140,8 @@ pub fn decode(proto: Proto, text: &str) -> Result<ServerMsg> {
             })
         }
         Proto::Floor => {
-            let f: FloorFrame = serde_json::from_str(text)
-                .with_context(|| format!("undecodable floor frame: {}", short()))?;
+            let f: FloorFrame =
+                serde_json::from_str(text).with_context(|| format!("undecodable floor frame: {}", short()))?;
             Ok(match &*f.ty {
                 "OPEN" => ServerMsg::Registered { id: None },
                 "OFFER" | "ANSWER" | "CANDIDATE" => match (f.src, f.payload) {
@@ -163,14 +163,18 @@ mod tests {
     fn native_round_trip() {
         let out = encode_signal(Proto::Native, Kind::Offer, "p2", r#"{"seq":1}"#);
         assert_eq!(out, r#"{"type":"signal","to":"p2","data":{"seq":1}}"#);
-        let welcome = r#"{"grace_s":30,"id":"p1","limits":{"rate":2000},"resume":"ab","resumed":false,"type":"welcome"}"#;
+        let welcome =
+            r#"{"grace_s":30,"id":"p1","limits":{"rate":2000},"resume":"ab","resumed":false,"type":"welcome"}"#;
         assert_eq!(decode(Proto::Native, welcome).unwrap(), ServerMsg::Registered { id: Some("p1".into()) });
         let sig = r#"{"data":{"seq":1},"from":{"id":"p1","name":null},"type":"signal"}"#;
         assert_eq!(
             decode(Proto::Native, sig).unwrap(),
             ServerMsg::Signal { from: "p1".into(), payload: r#"{"seq":1}"#.into() }
         );
-        assert!(matches!(decode(Proto::Native, r#"{"type":"error","code":"unknown_peer"}"#).unwrap(), ServerMsg::Refused(_)));
+        assert!(matches!(
+            decode(Proto::Native, r#"{"type":"error","code":"unknown_peer"}"#).unwrap(),
+            ServerMsg::Refused(_)
+        ));
         assert_eq!(decode(Proto::Native, r#"{"type":"online","peer":{}}"#).unwrap(), ServerMsg::Other);
         assert!(decode(Proto::Native, "not json").is_err());
     }

@@ -155,7 +155,13 @@ struct PhaseOutcome {
 }
 
 /// One relay run over already connected pairs.
-async fn relay_phase(pairs: Vec<(Conn, Conn)>, payload: Arc<Payload>, o: &RelayOpts, seconds: f64, server_pid: Option<u32>) -> Result<PhaseOutcome> {
+async fn relay_phase(
+    pairs: Vec<(Conn, Conn)>,
+    payload: Arc<Payload>,
+    o: &RelayOpts,
+    seconds: f64,
+    server_pid: Option<u32>,
+) -> Result<PhaseOutcome> {
     let epoch = Instant::now();
     let start = epoch + Duration::from_millis(300);
     let deadline = start + Duration::from_secs_f64(seconds);

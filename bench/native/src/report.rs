@@ -42,7 +42,11 @@ const RELAY_ROWS: &[Row] = &[
 ];
 
 const IDLE_ROWS: &[Row] = &[
-    Row { label: "RSS per connection (KiB)", value: |v| num(v, &["bytes_per_conn"]).map(|b| b / 1024.0), format: |x| format!("{x:.1}") },
+    Row {
+        label: "RSS per connection (KiB)",
+        value: |v| num(v, &["bytes_per_conn"]).map(|b| b / 1024.0),
+        format: |x| format!("{x:.1}"),
+    },
     Row { label: "connects/s", value: |v| num(v, &["connect_rate_per_s"]), format: whole },
     Row { label: "registered", value: |v| num(v, &["ok"]), format: whole },
     Row { label: "still open at the end", value: |v| num(v, &["alive_after_hold"]), format: whole },
