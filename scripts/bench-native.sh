@@ -23,6 +23,8 @@
 #                          before the measured one (0 = none)
 #   IDLE_CONNS=10000       idle connections
 #   COOLDOWN=1             seconds of rest after each run
+#   QUIET_CPU=30 QUIET_WAIT=30   before each run, wait (at most QUIET_WAIT s)
+#                          until other processes use under QUIET_CPU % of one CPU
 #   SWITCHBOARD_BIN=PATH   use this switchboard binary instead of building
 #                          target/release/switchboard (the fat-LTO build takes minutes)
 #   SB_ARGS="..."          extra switchboard flags, e.g. "--rate 0": with few
@@ -73,7 +75,9 @@ RELAY_SECONDS=${RELAY_SECONDS:-10}
 WARMUP=${WARMUP:-2}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 COOLDOWN=${COOLDOWN:-1}
-for v in REPS RELAY_PAIRS RELAY_WINDOW RELAY_SIZE RELAY_SECONDS WARMUP IDLE_CONNS COOLDOWN; do
+QUIET_CPU=${QUIET_CPU:-30}
+QUIET_WAIT=${QUIET_WAIT:-30}
+for v in REPS RELAY_PAIRS RELAY_WINDOW RELAY_SIZE RELAY_SECONDS WARMUP IDLE_CONNS COOLDOWN QUIET_CPU QUIET_WAIT; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 ((REPS > 0)) || die "REPS must be at least 1"
@@ -156,6 +160,32 @@ start_server() { # name port log; sets SPID
 }
 
 # ---------------------------------------------------------------- runs
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# Busy CPU ticks of the whole machine (idle and iowait excluded).
+busy_ticks() {
+    local _cpu user nice system _idle _iowait irq softirq steal _rest
+    read -r _cpu user nice system _idle _iowait irq softirq steal _rest </proc/stat
+    echo $((user + nice + system + irq + softirq + steal))
+}
+
+# Nothing of ours runs between runs: wait until the rest of the machine is
+# quiet, or QUIET_WAIT seconds have passed.
+wait_quiet() {
+    local b0 pct waited=0
+    while :; do
+        b0=$(busy_ticks)
+        sleep 1
+        pct=$((($(busy_ticks) - b0) * 100 / CLK_TCK))
+        ((pct < QUIET_CPU)) && return 0
+        if ((waited >= QUIET_WAIT)); then
+            note "other processes still use ${pct}% of a CPU after ${waited} s; measuring anyway"
+            return 0
+        fi
+        waited=$((waited + 1))
+    done
+}
+
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)-$$
 RESULTS=$ROOT/bench/native/results
 OUT=${OUT:-$RESULTS/native-$(date -u +%Y%m%d).jsonl}
@@ -177,6 +207,7 @@ run_one() { # rep workload server
     port=$("$NB" free-port)
     slog=$LOGDIR/r$rep-$w-$name.server.log
     elog=$LOGDIR/r$rep-$w-$name.client.log
+    wait_quiet
     printf 'bench-native: [rep %d/%d] %-5s %-11s ' "$rep" "$REPS" "$w" "$name" >&2
     if ! start_server "$name" "$port" "$slog"; then
         echo "did not start (log: $slog)" >&2
