@@ -203,11 +203,6 @@ impl<T, A: Copy> Receiver<T, A> {
         })
         .await
     }
-
-    /// The alarm, if raised.
-    pub fn alarm(&self) -> Option<A> {
-        self.shared.lock().alarm
-    }
 }
 
 impl<T, A> Receiver<T, A> {
