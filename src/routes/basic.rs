@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -14,7 +14,7 @@ use crate::dialect::basic::Basic;
 use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
 use crate::server::App;
-use crate::transport::upgrade::WsUpgrade;
+use crate::transport::upgrade::{WsUpgrade, wants_websocket};
 
 /// Routes of the `basic` dialect before [`upgrade_any_path`] wraps them.
 pub fn routes(app: App) -> Router {
@@ -25,14 +25,6 @@ pub fn routes(app: App) -> Router {
 /// so that a WebSocket upgrade on any path becomes a `basic` connection.
 pub fn upgrade_any_path(router: Router, app: App) -> Router {
     router.layer(middleware::from_fn_with_state(app, upgrade))
-}
-
-/// Whether the request asks for a WebSocket.
-pub fn wants_websocket(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::UPGRADE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket"))))
 }
 
 async fn upgrade(State(app): State<App>, req: Request, next: Next) -> Response {

@@ -15,9 +15,8 @@ use axum::routing::get;
 use crate::dialect::one2one::{Links, One2one};
 use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
-use crate::routes::basic::wants_websocket;
 use crate::server::App;
-use crate::transport::upgrade::WsUpgrade;
+use crate::transport::upgrade::{WsUpgrade, wants_websocket};
 
 /// Path of the signaling WebSocket, as the original client builds it.
 pub const WS_PATH: &str = "/call";

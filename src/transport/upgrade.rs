@@ -54,6 +54,13 @@ pub struct WsUpgrade {
     config: WebSocketConfig,
 }
 
+/// Whether the request asks for a WebSocket (whether or not it is a valid
+/// upgrade: see [`WsUpgrade`] for that).
+pub fn wants_websocket(headers: &HeaderMap) -> bool {
+    has_token(headers, header::UPGRADE, "websocket")
+}
+
+/// Whether a comma-separated header holds `token` (in any case).
 fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
         .get_all(name)
@@ -76,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
         if !has_token(&parts.headers, header::CONNECTION, "upgrade") {
             return refuse(StatusCode::BAD_REQUEST, "the Connection header must include `upgrade`");
         }
-        if !has_token(&parts.headers, header::UPGRADE, "websocket") {
+        if !wants_websocket(&parts.headers) {
             return refuse(StatusCode::BAD_REQUEST, "the Upgrade header must be `websocket`");
         }
         if parts.headers.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v.as_bytes() != b"13") {
