@@ -140,36 +140,14 @@ impl HubHandle {
         let token: Option<Name> = resumable.then(|| new_token().into());
         let mut st = self.lock();
         let peer = st.hub.connect(space, opts, token.clone());
-        let cap = self.shared.outbox_cap;
-        let (att, outbox) = self.new_outbox(&mut st, peer, space, token, false, cap);
-        st.outboxes.insert(peer, outbox);
+        let att = self.take_over(&mut st, peer, space, token, false, Vec::new());
         self.shared.metrics.peer_connected();
         att
     }
 
-    fn new_outbox(
-        &self,
-        st: &mut State,
-        peer: PeerId,
-        space: SpaceId,
-        token: Option<Name>,
-        resumed: bool,
-        cap: usize,
-    ) -> (Attachment, Connection) {
-        st.next_conn += 1;
-        let (tx, rx) = outbox::channel(cap);
-        if st.closing {
-            tx.alarm(KickReason::Shutdown);
-        }
-        let heard = Heard::new(Instant::now());
-        let conn = st.next_conn;
-        let att = Attachment { peer, space, conn, rx, heard: heard.clone(), token, resumed };
-        (att, Connection { tx, heard, conn })
-    }
-
-    /// Gives `peer` a new connection whose outbox starts with, in order, what
-    /// its current connection (if any) has not written yet, then `waiting`
-    /// (what the hub kept while it was away). The current connection is
+    /// Gives `peer` a new connection (a new peer its first one) whose outbox
+    /// starts with, in order, what its current connection (if any) has not
+    /// written yet, then `waiting` (what the hub kept while it was away). The current connection is
     /// kicked; what it was still writing comes back when it detaches and goes
     /// first: until then the new outbox is held, so nothing overtakes it.
     fn take_over(
@@ -186,10 +164,17 @@ impl HubHandle {
         // Both may hold more than an outbox (each bounded): size this first
         // outbox to take all of it, so nothing waiting is lost.
         let cap = self.shared.outbox_cap.max(earlier.len() + waiting.len());
-        let (att, conn) = self.new_outbox(st, peer, space, token, resumed, cap);
-        if old.is_some() {
-            conn.tx.hold();
+        let (tx, rx) = outbox::channel(cap);
+        if st.closing {
+            tx.alarm(KickReason::Shutdown);
         }
+        if old.is_some() {
+            tx.hold();
+        }
+        st.next_conn += 1;
+        let heard = Heard::new(Instant::now());
+        let conn = Connection { tx, heard: heard.clone(), conn: st.next_conn };
+        let att = Attachment { peer, space, conn: conn.conn, rx, heard, token, resumed };
         for event in earlier.into_iter().chain(waiting) {
             // Cannot fail: the channel is new, empty and big enough.
             let _ = conn.tx.try_send(event);
