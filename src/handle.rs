@@ -147,9 +147,10 @@ impl HubHandle {
 
     /// Gives `peer` a new connection (a new peer its first one) whose outbox
     /// starts with, in order, what its current connection (if any) has not
-    /// written yet, then `waiting` (what the hub kept while it was away). The current connection is
-    /// kicked; what it was still writing comes back when it detaches and goes
-    /// first: until then the new outbox is held, so nothing overtakes it.
+    /// written yet, then `waiting` (what the hub kept while it was away).
+    /// The current connection is kicked; what it was still writing comes back
+    /// when it detaches and goes first: until then the new outbox is held, so
+    /// nothing overtakes it.
     fn take_over(
         &self,
         st: &mut State,
