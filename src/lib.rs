@@ -15,14 +15,15 @@
 //!
 //! # Data path of one signal
 //! socket → `transport::ws` → `Protocol::received` (parse) →
-//! `HubHandle::dispatch` → `Hub::handle` (route) → outbox of the target →
+//! `LocalHub::dispatch` → `Hub::handle` (route) → outbox of the target →
 //! its `transport::ws` loop → `Protocol::deliver` (encode) → its socket.
 
+pub mod app;
 pub mod cert;
 pub mod config;
 pub mod dialect;
-pub mod handle;
 pub mod hub;
+pub mod local_hub;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;

@@ -15,35 +15,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::app::App;
 use crate::config::{Config, ListenerConfig};
 use crate::dialect::DialectKind;
-use crate::handle::HubHandle;
 use crate::hub::{Limits, SpaceId};
+use crate::local_hub::LocalHub;
 use crate::routes;
 use crate::transport::tls;
 use axum_server::tls_rustls::RustlsConfig;
-
-/// What every request handler of one listener can reach.
-#[derive(Clone)]
-pub struct App {
-    /// The shared hub.
-    pub hub: HubHandle,
-    /// Process settings.
-    pub config: Arc<Config>,
-    /// This listener's namespace.
-    pub space: SpaceId,
-    /// Cancelled when the server shuts down; connections watch it.
-    pub shutdown: CancellationToken,
-    /// Tracks connection tasks so shutdown can wait for them.
-    pub tracker: TaskTracker,
-}
 
 /// A started server.
 pub struct Running {
     /// The bound address of each listener, in config order.
     pub addrs: Vec<SocketAddr>,
     /// The hub, for inspection.
-    pub hub: HubHandle,
+    pub hub: LocalHub,
     stop: CancellationToken,
     done: tokio::task::JoinHandle<()>,
 }
@@ -60,7 +46,7 @@ impl Running {
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let limits = Limits { away_queue: config.outbox, ring_timeout: config.ring_timeout, ..Limits::default() };
-    let hub = HubHandle::new(limits, config.outbox);
+    let hub = LocalHub::new(limits, config.outbox);
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut addrs = Vec::new();

@@ -12,8 +12,8 @@ pub mod offers;
 pub mod one2one;
 pub mod peerjs;
 
-use crate::handle::HubHandle;
 use crate::hub::{Command, Event, HubError, PeerId, Reply, SpaceId};
+use crate::local_hub::LocalHub;
 
 /// A close the dialect asks for: WebSocket close code and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct Close {
 /// What a dialect may use while handling one input.
 pub struct Ctx<'a> {
     /// The shared hub.
-    pub hub: &'a HubHandle,
+    pub hub: &'a LocalHub,
     /// The peer this connection speaks for.
     pub peer: PeerId,
     /// Its space.

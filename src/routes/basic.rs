@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+use crate::app::App;
 use crate::dialect::basic::Basic;
 use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
-use crate::server::App;
 use crate::transport::upgrade::{WsUpgrade, wants_websocket};
 
 /// Routes of the `basic` dialect before [`upgrade_any_path`] wraps them.

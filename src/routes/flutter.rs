@@ -14,10 +14,10 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeDir;
 
+use crate::app::App;
 use crate::dialect::flutter::Flutter;
 use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
-use crate::server::App;
 use crate::transport::upgrade::{NotUpgradable, WsUpgrade};
 
 /// What the original server answers to plain HTTP(S) requests.

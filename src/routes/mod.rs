@@ -13,10 +13,10 @@ pub mod peerjs;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::app::App;
 use crate::dialect::Protocol;
-use crate::handle::Attachment;
 use crate::hub::PeerOpts;
-use crate::server::App;
+use crate::local_hub::Attachment;
 use crate::transport::upgrade::WsUpgrade;
 use crate::transport::ws::run_connection;
 

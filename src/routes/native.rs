@@ -11,10 +11,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::app::App;
 use crate::dialect::native::{Native, NativeSettings};
 use crate::hub::PeerOpts;
 use crate::routes::over_capacity;
-use crate::server::App;
 use crate::transport::upgrade::WsUpgrade;
 use crate::transport::ws::run_connection;
 

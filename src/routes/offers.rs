@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tracing::warn;
 
-use crate::server::App;
+use crate::app::App;
 use crate::transport::socketio;
 
 /// Where the bundle sits inside an npm project, newest layout first.

@@ -12,10 +12,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::app::App;
 use crate::dialect::one2one::{Links, One2one};
 use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
-use crate::server::App;
 use crate::transport::upgrade::{WsUpgrade, wants_websocket};
 
 /// Path of the signaling WebSocket, as the original client builds it.

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::services::ServeDir;
 
-use crate::server::App;
+use crate::app::App;
 
 /// Adds the operational routes (and `--static`) to a dialect's routes.
 pub fn with_common(routes: Router, static_dir: Option<&Path>, app: App) -> Router {

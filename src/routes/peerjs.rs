@@ -20,11 +20,11 @@ use futures_util::future::Either;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
+use crate::app::App;
 use crate::dialect::peerjs::{ID_TAKEN, PeerJs, error_frame, refusal};
-use crate::handle::Attachment;
 use crate::hub::{HubError, Name, PeerOpts};
+use crate::local_hub::Attachment;
 use crate::routes::over_capacity;
-use crate::server::App;
 use crate::transport::upgrade::{Socket, WsUpgrade};
 use crate::transport::ws::{ConnLimits, run_connection};
 

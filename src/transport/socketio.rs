@@ -54,11 +54,11 @@ use socketioxide::socket::Socket;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::app::App;
 use crate::dialect::offers::{self, Board, BoardLimits, Dropped, event};
-use crate::handle::{Attachment, KickReason};
 use crate::hub::{Command, Event, Missing, Name, Payload, PeerId, PeerOpts, Target};
+use crate::local_hub::{Attachment, KickReason};
 use crate::outbox::Next;
-use crate::server::App;
 use crate::transport::ws::Bucket;
 
 /// Engine.IO timings of the original (socket.io 4 defaults).

@@ -13,8 +13,8 @@ use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
 use crate::dialect::{Close, Ctx, Protocol};
-use crate::handle::{Attachment, HubHandle, KickReason, Outbox};
 use crate::hub::{Event, PeerId};
+use crate::local_hub::{Attachment, KickReason, LocalHub, Outbox};
 use crate::outbox::Next;
 use crate::transport::upgrade::Socket;
 
@@ -105,7 +105,7 @@ pub fn run_connection<P: Protocol>(
     socket: Socket,
     proto: P,
     att: Attachment,
-    hub: HubHandle,
+    hub: LocalHub,
     limits: ConnLimits,
     dialect: &'static str,
 ) -> impl Future<Output = ()> + Send {
@@ -120,7 +120,7 @@ async fn drive<P: Protocol>(
     mut socket: Socket,
     mut proto: P,
     mut att: Attachment,
-    hub: HubHandle,
+    hub: LocalHub,
     limits: ConnLimits,
     dialect: &'static str,
 ) {

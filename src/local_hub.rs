@@ -1,4 +1,4 @@
-//! `HubHandle`: the shared, locked [`Hub`] plus each connection's outbox.
+//! `LocalHub`: the shared, locked [`Hub`] plus each connection's outbox.
 //!
 //! The only place where hub outputs meet channels. Every public method locks
 //! once, applies the hub, pushes the resulting deliveries with `try_send`
@@ -90,7 +90,7 @@ struct State {
     /// Keyed by server-assigned ids: a fast unkeyed hash is safe.
     outboxes: FxHashMap<PeerId, Connection>,
     next_conn: u64,
-    /// Set by [`HubHandle::shutdown`]: new connections are told at once.
+    /// Set by [`LocalHub::shutdown`]: new connections are told at once.
     closing: bool,
     /// Reused for each command's deliveries (no allocation per message).
     scratch: Vec<Delivery>,
@@ -107,13 +107,13 @@ struct Shared {
 
 /// Cheap-to-clone handle on the hub, shared by every connection.
 #[derive(Clone, Debug)]
-pub struct HubHandle {
+pub struct LocalHub {
     shared: Arc<Shared>,
 }
 
-impl HubHandle {
+impl LocalHub {
     /// A handle on a fresh hub.
-    pub fn new(limits: Limits, outbox_cap: usize) -> HubHandle {
+    pub fn new(limits: Limits, outbox_cap: usize) -> LocalHub {
         let state = State {
             hub: Hub::new(limits),
             outboxes: FxHashMap::default(),
@@ -121,7 +121,7 @@ impl HubHandle {
             closing: false,
             scratch: Vec::new(),
         };
-        HubHandle { shared: Arc::new(Shared { state: Mutex::new(state), metrics: Metrics::default(), outbox_cap }) }
+        LocalHub { shared: Arc::new(Shared { state: Mutex::new(state), metrics: Metrics::default(), outbox_cap }) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
