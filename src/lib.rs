@@ -18,14 +18,17 @@
 //! `LocalHub::dispatch` → `Hub::handle` (route) → outbox of the target →
 //! its `transport::ws` loop → `Protocol::deliver` (encode) → its socket.
 
+pub mod admission;
 pub mod app;
 pub mod cert;
+pub mod clock;
 pub mod config;
 pub mod dialect;
 pub mod hub;
 pub mod local_hub;
 pub mod metrics;
 pub mod outbox;
+pub mod port;
 pub mod routes;
 pub mod server;
 pub mod transport;

@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerOpts, Reply, SpaceId};
+use crate::clock;
+use crate::hub::{
+    Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerInfo, PeerOpts, Reply, SpaceId,
+};
 use crate::metrics::Metrics;
 use crate::outbox;
+use crate::port::HubPort;
 
 /// Why the server ends a connection on its own: the alarm of its outbox.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -77,6 +81,31 @@ pub struct Attachment {
     pub resumed: bool,
 }
 
+/// A claim of a name under a key its client chose ([`LocalHub::attach_keyed`]).
+#[derive(Clone, Debug)]
+pub struct KeyedClaim {
+    /// Options of the peer, if it is new.
+    pub opts: PeerOpts,
+    /// The name claimed.
+    pub name: Name,
+    /// The client's key: the same key takes the name over.
+    pub key: Name,
+    /// Most peers the space may hold, if limited.
+    pub limit: Option<usize>,
+    /// How long the holder's client may be silent before it counts as dead.
+    pub dead_after: Duration,
+}
+
+/// What a new connection of a peer starts with (see [`LocalHub::take_over`]).
+struct Handover {
+    /// Token to resume with, if resumable.
+    token: Option<Name>,
+    /// Whether the peer was resumed.
+    resumed: bool,
+    /// What the hub kept for the peer while it was away.
+    waiting: Vec<Event>,
+}
+
 #[derive(Debug)]
 struct Connection {
     tx: outbox::Sender<Event, KickReason>,
@@ -136,11 +165,11 @@ impl LocalHub {
     }
 
     /// Connects a new peer; `resumable` peers get a token and `opts.grace`.
-    pub fn attach(&self, space: SpaceId, opts: PeerOpts, resumable: bool) -> Attachment {
+    pub fn attach(&self, space: SpaceId, opts: PeerOpts, resumable: bool, now: Instant) -> Attachment {
         let token: Option<Name> = resumable.then(|| new_token().into());
         let mut st = self.lock();
         let peer = st.hub.connect(space, opts, token.clone());
-        let att = self.take_over(&mut st, peer, space, token, false, Vec::new());
+        let att = self.take_over(&mut st, peer, space, Handover { token, resumed: false, waiting: Vec::new() }, now);
         self.shared.metrics.peer_connected();
         att
     }
@@ -151,15 +180,8 @@ impl LocalHub {
     /// The current connection is kicked; what it was still writing comes back
     /// when it detaches and goes first: until then the new outbox is held, so
     /// nothing overtakes it.
-    fn take_over(
-        &self,
-        st: &mut State,
-        peer: PeerId,
-        space: SpaceId,
-        token: Option<Name>,
-        resumed: bool,
-        waiting: Vec<Event>,
-    ) -> Attachment {
+    fn take_over(&self, st: &mut State, peer: PeerId, space: SpaceId, handover: Handover, now: Instant) -> Attachment {
+        let Handover { token, resumed, waiting } = handover;
         let old = st.outboxes.remove(&peer);
         let earlier = old.as_ref().map(|o| o.tx.take_queued()).unwrap_or_default();
         // Both may hold more than an outbox (each bounded): size this first
@@ -173,7 +195,7 @@ impl LocalHub {
             tx.hold();
         }
         st.next_conn += 1;
-        let heard = Heard::new(Instant::now());
+        let heard = Heard::new(now);
         let conn = Connection { tx, heard: heard.clone(), conn: st.next_conn };
         let att = Attachment { peer, space, conn: conn.conn, rx, heard, token, resumed };
         for event in earlier.into_iter().chain(waiting) {
@@ -199,13 +221,14 @@ impl LocalHub {
 
     /// Resumes an away (or still connected) peer of `space` by token. The new
     /// connection first receives, in order, everything that waited for the peer.
-    pub fn resume(&self, space: SpaceId, token: &str) -> Result<Attachment, HubError> {
+    pub fn resume(&self, space: SpaceId, token: &str, now: Instant) -> Result<Attachment, HubError> {
         let mut st = self.lock();
         let mut out = Vec::new();
         let (peer, waiting) = st.hub.resume(space, token, &mut out)?;
-        let att = self.take_over(&mut st, peer, space, Some(Name::from(token)), true, waiting);
+        let handover = Handover { token: Some(Name::from(token)), resumed: true, waiting };
+        let att = self.take_over(&mut st, peer, space, handover, now);
         self.shared.metrics.resumed();
-        self.flush(&mut st, &mut out);
+        self.flush(&mut st, &mut out, now);
         Ok(att)
     }
 
@@ -214,19 +237,11 @@ impl LocalHub {
     /// when its client has been silent for longer than `dead_after`; a
     /// replaced or taken-over connection is kicked. The new connection first
     /// receives, in order, everything that waited for the name's holder.
-    pub fn attach_keyed(
-        &self,
-        space: SpaceId,
-        opts: PeerOpts,
-        name: Name,
-        key: Name,
-        limit: Option<usize>,
-        dead_after: Duration,
-    ) -> Result<Attachment, HubError> {
+    pub fn attach_keyed(&self, space: SpaceId, claim: KeyedClaim, now: Instant) -> Result<Attachment, HubError> {
+        let KeyedClaim { opts, name, key, limit, dead_after } = claim;
         let mut guard = self.lock();
         let st = &mut *guard;
         let mut out = Vec::new();
-        let now = Instant::now();
         let outboxes = &st.outboxes;
         let dead = |p: PeerId| outboxes.get(&p).is_none_or(|o| o.heard.silent_for(now) > dead_after);
         let keyed = st.hub.connect_keyed(space, opts, name, key, limit, dead, &mut out)?;
@@ -240,26 +255,26 @@ impl LocalHub {
                 (peer, waiting, false)
             }
         };
-        let att = self.take_over(st, peer, space, None, resumed, waiting);
+        let att = self.take_over(st, peer, space, Handover { token: None, resumed, waiting }, now);
         if resumed {
             self.shared.metrics.resumed();
         } else {
             self.shared.metrics.peer_connected();
         }
-        self.flush(st, &mut out);
+        self.flush(st, &mut out, now);
         Ok(att)
     }
 
     /// Applies a command from `from` and sends what results.
-    pub fn dispatch(&self, from: PeerId, cmd: Command) -> Result<Reply, HubError> {
+    pub fn dispatch(&self, from: PeerId, cmd: Command, now: Instant) -> Result<Reply, HubError> {
         let relay = matches!(cmd, Command::Signal { .. } | Command::Broadcast { .. });
         let mut st = self.lock();
         let mut out = std::mem::take(&mut st.scratch);
-        let reply = st.hub.handle(from, cmd, Instant::now(), &mut out);
+        let reply = st.hub.handle(from, cmd, now, &mut out);
         if relay {
             self.shared.metrics.relayed(out.len());
         }
-        self.flush(&mut st, &mut out);
+        self.flush(&mut st, &mut out, now);
         st.scratch = out;
         drop(st);
         if let Err(e) = &reply {
@@ -268,20 +283,21 @@ impl LocalHub {
         reply
     }
 
-    /// Reads hub state.
+    /// Reads hub state, for inspection (metrics, tests). Dialects ask
+    /// through the [`HubPort`] instead.
     pub fn read<R>(&self, f: impl FnOnce(&Hub) -> R) -> R {
         f(&self.lock().hub)
     }
 
     /// A connection ended. `clean`: the peer said goodbye (no resume).
     /// `unsent`: events drained from its outbox that were never written.
-    pub fn detach(&self, peer: PeerId, conn: u64, clean: bool, unsent: Vec<Event>) {
+    pub fn detach(&self, peer: PeerId, conn: u64, clean: bool, unsent: Vec<Event>, now: Instant) {
         let mut st = self.lock();
         let mut out = Vec::new();
         match st.outboxes.get(&peer).map(|o| o.conn) {
             Some(c) if c == conn => {
                 st.outboxes.remove(&peer);
-                st.hub.disconnect(peer, clean, unsent, Instant::now(), &mut out);
+                st.hub.disconnect(peer, clean, unsent, now, &mut out);
             }
             Some(_) => {
                 // Taken over by a newer connection: the leftovers go first.
@@ -289,18 +305,18 @@ impl LocalHub {
                     newer.tx.release(unsent);
                 }
             }
-            None => st.hub.disconnect(peer, clean, unsent, Instant::now(), &mut out),
+            None => st.hub.disconnect(peer, clean, unsent, now, &mut out),
         }
         self.shared.metrics.peer_disconnected();
-        self.flush(&mut st, &mut out);
+        self.flush(&mut st, &mut out, now);
     }
 
     /// Advances hub time (ring timeouts, resume grace, held-signal expiry).
-    pub fn tick(&self) {
+    pub fn tick(&self, now: Instant) {
         let mut st = self.lock();
         let mut out = Vec::new();
-        st.hub.tick(Instant::now(), &mut out);
-        self.flush(&mut st, &mut out);
+        st.hub.tick(now, &mut out);
+        self.flush(&mut st, &mut out, now);
     }
 
     /// Ticks every `every` until cancelled.
@@ -311,7 +327,7 @@ impl LocalHub {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = interval.tick() => hub.tick(),
+                    _ = interval.tick() => hub.tick(clock::now()),
                     _ = stop.cancelled() => return,
                 }
             }
@@ -320,7 +336,7 @@ impl LocalHub {
 
     /// Pushes deliveries into outboxes; a full or closed outbox makes its
     /// peer away (kicking a slow one), which may produce further deliveries.
-    fn flush(&self, st: &mut State, out: &mut Vec<Delivery>) {
+    fn flush(&self, st: &mut State, out: &mut Vec<Delivery>, now: Instant) {
         let mut more = Vec::new();
         loop {
             for Delivery { to, event } in out.drain(..) {
@@ -336,13 +352,35 @@ impl LocalHub {
                     Err(outbox::TrySendError::Closed(e)) => e,
                 };
                 st.outboxes.remove(&to);
-                st.hub.disconnect(to, false, vec![event], Instant::now(), &mut more);
+                st.hub.disconnect(to, false, vec![event], now, &mut more);
             }
             if more.is_empty() {
                 return;
             }
             out.append(&mut more);
         }
+    }
+}
+
+impl HubPort for LocalHub {
+    fn dispatch(&self, from: PeerId, cmd: Command, now: Instant) -> Result<Reply, HubError> {
+        LocalHub::dispatch(self, from, cmd, now)
+    }
+
+    fn holder(&self, space: SpaceId, name: &str) -> Option<PeerId> {
+        self.lock().hub.lookup(space, name)
+    }
+
+    fn members(&self, space: SpaceId, room: &str) -> Vec<PeerInfo> {
+        self.lock().hub.members(space, room)
+    }
+
+    fn names(&self, space: SpaceId) -> Vec<Name> {
+        self.lock().hub.names_in(space)
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 }
 

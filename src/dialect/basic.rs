@@ -135,7 +135,7 @@ impl Basic {
             return;
         };
         // `users[name]` exists, even when it is this very connection.
-        if ctx.hub.read(|h| h.lookup(ctx.space, &name)).is_some() {
+        if ctx.hub.holder(ctx.space, &name).is_some() {
             ctx.hub.metrics().error("name_taken");
             ctx.send(LOGIN_TAKEN.into());
             return;
@@ -230,7 +230,7 @@ impl Protocol for Basic {
         let logged_in = self.name.as_deref().is_some_and(|n| !n.is_empty());
         let Some(other) = self.other.take().filter(|_| logged_in) else { return };
         // A `leave` to itself would crash the original; it has nobody to tell.
-        if ctx.hub.read(|h| h.lookup(ctx.space, &other)) == Some(ctx.peer) {
+        if ctx.hub.holder(ctx.space, &other) == Some(ctx.peer) {
             return;
         }
         self.relay(ctx, "leave", Some(&other), json_object("type", "leave", &[]));

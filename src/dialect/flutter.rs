@@ -188,7 +188,7 @@ fn profile(data: &Data<'_>) -> String {
 
 /// `{"type":"peers","data":[..]}` with everyone listed now, in `new` order.
 fn peers_frame(ctx: &Ctx<'_>) -> String {
-    let members = ctx.hub.read(|h| h.members(ctx.space, PEERS));
+    let members = ctx.hub.members(ctx.space, PEERS);
     let mut s = String::from(r#"{"type":"peers","data":["#);
     for (i, info) in members.iter().filter_map(|m| m.info.as_ref()).enumerate() {
         if i > 0 {
@@ -335,7 +335,7 @@ impl Protocol for Flutter {
         }
         // Quirk of `flutter`: any close, even of a connection that never
         // sent `new`, sends the (unchanged) peers list to everyone listed.
-        let members = ctx.hub.read(|h| h.members(ctx.space, PEERS));
+        let members = ctx.hub.members(ctx.space, PEERS);
         if members.is_empty() {
             return;
         }

@@ -12,8 +12,11 @@ pub mod offers;
 pub mod one2one;
 pub mod peerjs;
 
+use std::borrow::Cow;
+use std::time::Instant;
+
 use crate::hub::{Command, Event, HubError, PeerId, Reply, SpaceId};
-use crate::local_hub::LocalHub;
+use crate::port::HubPort;
 
 /// A close the dialect asks for: WebSocket close code and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,17 +24,19 @@ pub struct Close {
     /// RFC 6455 close code.
     pub code: u16,
     /// Human-readable reason (at most 123 bytes on the wire).
-    pub reason: String,
+    pub reason: Cow<'static, str>,
 }
 
 /// What a dialect may use while handling one input.
 pub struct Ctx<'a> {
-    /// The shared hub.
-    pub hub: &'a LocalHub,
+    /// The hub, through its port.
+    pub hub: &'a dyn HubPort,
     /// The peer this connection speaks for.
     pub peer: PeerId,
     /// Its space.
     pub space: SpaceId,
+    /// The time of this input (the transport's clock; the hub's time input).
+    pub now: Instant,
     /// Frames to send on this connection, in order.
     pub out: &'a mut Vec<String>,
     /// Set to close the connection after `out` is sent.
@@ -40,10 +45,15 @@ pub struct Ctx<'a> {
     pub goodbye: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of one input from (or for) `peer` at `now`.
+    pub fn new(hub: &'a dyn HubPort, peer: PeerId, space: SpaceId, now: Instant, out: &'a mut Vec<String>) -> Ctx<'a> {
+        Ctx { hub, peer, space, now, out, close: None, goodbye: false }
+    }
+
     /// Sends a command to the hub as this peer.
     pub fn dispatch(&self, cmd: Command) -> Result<Reply, HubError> {
-        self.hub.dispatch(self.peer, cmd)
+        self.hub.dispatch(self.peer, cmd, self.now)
     }
 
     /// Queues a frame for this connection.
@@ -52,7 +62,7 @@ impl Ctx<'_> {
     }
 
     /// Asks the transport to close after sending what is queued.
-    pub fn close(&mut self, code: u16, reason: impl Into<String>) {
+    pub fn close(&mut self, code: u16, reason: impl Into<Cow<'static, str>>) {
         self.close = Some(Close { code, reason: reason.into() });
     }
 }

@@ -150,13 +150,8 @@ impl Native {
             }
             "peers" => {
                 let me = ctx.peer;
-                let peers: Vec<Value> = ctx
-                    .hub
-                    .read(|h| h.members(ctx.space, LOBBY))
-                    .iter()
-                    .filter(|p| p.id != me)
-                    .map(peer_json)
-                    .collect();
+                let peers: Vec<Value> =
+                    ctx.hub.members(ctx.space, LOBBY).iter().filter(|p| p.id != me).map(peer_json).collect();
                 ok(json!({"peers": peers}))
             }
             "join" | "leave" => {

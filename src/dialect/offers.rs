@@ -1,11 +1,14 @@
 //! The `offers` dialect: Robert Bunch's socket.io v4 "offer board"
-//! (`webrtc-starter`, `signalingPeerConnection`), protocols.md section 2.
+//! (`webrtc-starter`, `signalingPeerConnection`). Specification:
+//! docs/dialects/offers.md.
 //!
-//! Pure translation and board logic: it parses event payloads (JSON text)
-//! into typed values, keeps the listener's list of offers, and produces the
-//! exact payloads the original server emits. It does no I/O and knows
-//! nothing of socket.io: `transport::socketio` calls it and moves the results
-//! onto sockets (directly, or through the hub for one user's socket).
+//! All of the protocol is here: the handshake's `auth` ([`password_ok`],
+//! [`user_name`]), what a socket gets when it connects ([`Offers::connected`]),
+//! the translation of each event ([`Offers::event`]) and of each hub event
+//! ([`emit_of`]), and the listener's list of offers ([`Board`]). It does no
+//! I/O and knows nothing of socket.io: `transport::socketio` moves events
+//! between sockets and these functions, and messages for one user's socket
+//! go through the hub port as signals to the user's name.
 //!
 //! Field names are the original's, verbatim: `offererUserName`, `offer`,
 //! `offerIceCandidates`, `answererUserName`, `answer`,
@@ -15,9 +18,12 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use std::sync::{Mutex, MutexGuard};
+
 use serde_json::value::RawValue;
 
-use crate::hub::{Name, Payload};
+use super::Ctx;
+use crate::hub::{Command, Event, Missing, Name, Payload, Target};
 
 /// Event names, verbatim.
 pub mod event {
@@ -363,6 +369,148 @@ impl Board {
             Ok(offer.offerer_user_name.clone().map(|to| Relay { to, candidate }))
         }
     }
+}
+
+/// What an event may do to the socket.io socket it came from, besides
+/// messages to one user (those go through the hub).
+pub trait Answer {
+    /// Calls the event's acknowledgement callback with `data`.
+    fn ack(&mut self, data: &RawValue);
+    /// Emits `event` to every other socket of the listener (socket.io's
+    /// `socket.broadcast.emit`).
+    fn broadcast(&mut self, event: &'static str, data: &RawValue);
+}
+
+/// The `offers` dialect of one listener: its board, shared by its sockets.
+#[derive(Debug, Default)]
+pub struct Offers {
+    /// Locked briefly, never across an await; it also orders a connecting
+    /// socket against a departing one of the same user.
+    board: Mutex<Board>,
+}
+
+impl Offers {
+    /// A listener with an empty board.
+    pub fn new(limits: BoardLimits) -> Offers {
+        Offers { board: Mutex::new(Board::new(limits)) }
+    }
+
+    fn board(&self) -> MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A socket of `user` connected (its peer is `ctx.peer`): claims the
+    /// user's name, shared (`exclusive: false`, so lookups find the first
+    /// connected holder, as the original's `Array.find` does), and returns
+    /// the `availableOffers` payload to emit, if the board is not empty.
+    pub fn connected(&self, user: Option<&Name>, ctx: &Ctx<'_>) -> Option<Box<RawValue>> {
+        let mut board = self.board();
+        if let Some(name) = user
+            && let Err(e) = ctx.dispatch(Command::Claim { name: name.clone(), exclusive: false })
+        {
+            tracing::warn!(error = %e, "offers: claim failed");
+        }
+        board.connected(user, ctx.now).and_then(|list| RawValue::from_string(list).ok())
+    }
+
+    /// A socket of `user` is gone: `detach` takes its peer off the hub; if
+    /// that was the user's last socket, its offers start to age out.
+    pub fn disconnected(&self, user: Option<&Name>, ctx: &Ctx<'_>, detach: impl FnOnce()) {
+        let mut board = self.board();
+        detach();
+        if let Some(name) = user
+            && ctx.hub.holder(ctx.space, name).is_none()
+        {
+            board.left(name, ctx.now);
+        }
+    }
+
+    /// One event `name` with its first argument `data` (raw JSON) from a
+    /// socket of `user`.
+    pub fn event(
+        &self,
+        user: Option<Name>,
+        name: &str,
+        data: Option<&RawValue>,
+        ctx: &Ctx<'_>,
+        answer: &mut dyn Answer,
+    ) {
+        let body = data.map(RawValue::get).unwrap_or("null");
+        tracing::debug!(event = name, "event");
+        let mut board = self.board();
+        let relay = match name {
+            event::NEW_OFFER => {
+                match board.new_offer(user, body, ctx.now).map(RawValue::from_string) {
+                    Ok(Ok(list)) => answer.broadcast(event::NEW_OFFER_AWAITING, &list),
+                    Ok(Err(_)) => {}
+                    Err(e) => log_drop(event::NEW_OFFER, &e),
+                }
+                None
+            }
+            event::NEW_ANSWER => {
+                // The ack goes out under the board lock, before anything else
+                // changes (see `Board::answer`).
+                let mut acked = false;
+                let answered = board.answer(user, body, |candidates| {
+                    if let Ok(list) = RawValue::from_string(candidates) {
+                        answer.ack(&list);
+                    }
+                    acked = true;
+                });
+                match answered {
+                    Ok(a) => match (a.offerer, Payload::parse(&a.response)) {
+                        (Some(to), Ok(p)) => Some((to, event::ANSWER_RESPONSE, p)),
+                        _ => None,
+                    },
+                    Err(e) => {
+                        log_drop(event::NEW_ANSWER, &e);
+                        if !acked && let Ok(empty) = RawValue::from_string(NO_OFFER_ACK.into()) {
+                            // See `NO_OFFER_ACK` for why we answer at all.
+                            answer.ack(&empty);
+                        }
+                        None
+                    }
+                }
+            }
+            event::SEND_ICE => match board.ice(body) {
+                Ok(r) => r.map(|r| (r.to, event::RECEIVED_ICE, r.candidate)),
+                Err(e) => {
+                    log_drop(event::SEND_ICE, &e);
+                    None
+                }
+            },
+            other => {
+                tracing::debug!(event = other, "offers: unknown event ignored");
+                None
+            }
+        };
+        drop(board);
+        if let Some((to, kind, payload)) = relay {
+            let cmd = Command::Signal {
+                to: Target::Name(to),
+                kind: Name::from(kind),
+                payload,
+                missing: Missing::Drop,
+                mark: None,
+            };
+            if let Err(e) = ctx.dispatch(cmd) {
+                tracing::debug!(error = %e, "relay failed");
+            }
+        }
+    }
+}
+
+/// What a hub event for a socket becomes: a signal is an emit of its kind
+/// with its payload.
+pub fn emit_of(ev: Event) -> Option<(Name, Payload)> {
+    match ev {
+        Event::Signal { kind, payload, .. } => Some((kind, payload)),
+        _ => None,
+    }
+}
+
+fn log_drop(event: &str, e: &Dropped) {
+    tracing::warn!(event, error = %e, "offers: event dropped");
 }
 
 #[cfg(test)]

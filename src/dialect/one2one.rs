@@ -96,7 +96,7 @@ const CALL_REJECTED: &str = r#"{"id":"callResponse","response":"rejected"}"#;
 
 fn lookup(ctx: &Ctx<'_>, name: Option<&str>) -> Option<PeerId> {
     let name = name?;
-    ctx.hub.read(|h| h.lookup(ctx.space, name))
+    ctx.hub.holder(ctx.space, name)
 }
 
 /// Sends a finished frame to a peer of this listener (this one included).
@@ -244,7 +244,7 @@ impl Protocol for One2one {
                 self.to_peer(ctx, "startCommunication", f);
             }
             Some("list") => {
-                let names = ctx.hub.read(|h| h.names_in(ctx.space));
+                let names = ctx.hub.names(ctx.space);
                 let list = serde_json::to_string(&names.iter().map(|n| &**n).collect::<Vec<&str>>())
                     .unwrap_or_else(|_| "[]".into());
                 ctx.send(json_object("id", "listResponse", &[("list", Some(&list))]));

@@ -1,16 +1,26 @@
 //! The PeerJS server protocol, as the official `peerjs` browser client and
-//! the npm `peer` server speak it (see the PeerJS section of README.md).
+//! the npm `peer` server speak it. Specification: docs/dialects/peerjs.md.
 //!
-//! The client picks its id and a token in the WebSocket URL; registration
-//! (OPEN, ID-TAKEN, ERROR) happens before a connection reaches this state
-//! machine (see `routes::peerjs`). Here: HEARTBEAT keeps the connection alive;
-//! OFFER, ANSWER and CANDIDATE are relayed to `dst` with `src` set by the
-//! server, held for an id that is not connected yet; LEAVE and EXPIRE are
-//! relayed only to connected ids. Payloads pass through as raw JSON.
+//! All of it is here; `routes::peerjs` only maps URLs to these functions.
+//! - HTTP: server [`INFO`] at `{path}`, a fresh id ([`new_id`]) at
+//!   `{path}{key}/id`, the connected ids ([`peer_list`]) at
+//!   `{path}{key}/peers`.
+//! - Registration: the client picks its id and a token in the WebSocket URL
+//!   (`?key=&id=&token=`, [`RegistrationQuery`]); it gets `OPEN`, or
+//!   `ID-TAKEN` / `ERROR` and the close [`refused`] ([`RegistrationQuery::check`],
+//!   [`claim_refused`]). A registered id is a keyed hub name: the same token
+//!   may take it over, another token only once its holder is silent for
+//!   [`DEAD_AFTER`].
+//! - Messages ([`PeerJs`]): HEARTBEAT keeps the connection alive; OFFER,
+//!   ANSWER and CANDIDATE are relayed to `dst` with `src` set by the server,
+//!   held for an id that is not connected yet; LEAVE and EXPIRE are relayed
+//!   only to connected ids. Payloads pass through as raw JSON.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
+
+use super::Close;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -78,6 +88,94 @@ pub mod refusal {
     pub const KEY: &str = "Invalid key provided";
     /// `--concurrent-limit` reached.
     pub const LIMIT: &str = "Server has reached its concurrent user limit";
+}
+
+/// How often the server pings a PeerJS connection. Browsers answer pings
+/// themselves, even in background tabs whose timers (and so the client's
+/// HEARTBEAT) are throttled, so an answer proves the page is still there.
+pub const PING_EVERY: Duration = Duration::from_secs(5);
+
+/// A connection not heard from (message, heartbeat or pong) for this long
+/// loses its id to a client with another token: three missed pings.
+pub const DEAD_AFTER: Duration = Duration::from_secs(15);
+
+/// Longest id or token accepted.
+const MAX_ID: usize = 256;
+
+/// What `GET {path}` answers, as `peer` words it.
+pub const INFO: &str = r#"{"name":"PeerJS Server","description":"A server side element to broker connections between PeerJS clients.","website":"https://peerjs.com/"}"#;
+
+/// The close that follows a refused registration.
+pub fn refused() -> Close {
+    Close { code: 1008, reason: Cow::Borrowed("registration refused") }
+}
+
+/// A fresh id for `GET {path}{key}/id`: a random (version 4) UUID, the form
+/// `peer` hands out, not held by anyone in the space (`taken` says).
+pub fn new_id(taken: impl Fn(&str) -> bool) -> String {
+    loop {
+        let id = uuid();
+        if !taken(&id) {
+            return id;
+        }
+    }
+}
+
+fn uuid() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// The body of `GET {path}{key}/peers`: the connected ids as a JSON array.
+pub fn peer_list(ids: &[Name]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+/// The query of a PeerJS WebSocket (`?key=&id=&token=`), as sent.
+#[derive(Deserialize, Default, Debug)]
+pub struct RegistrationQuery {
+    key: Option<String>,
+    id: Option<String>,
+    token: Option<String>,
+}
+
+/// A registration that passed the checks: claim `id` under `token`.
+#[derive(Debug)]
+pub struct Registration {
+    /// The id the client chose.
+    pub id: Name,
+    /// Its token: a later connection with the same token takes the id over.
+    pub token: Name,
+}
+
+impl RegistrationQuery {
+    /// Checks the query as `peer` does, against the server's `key`; on
+    /// refusal, the `ERROR` frame to send before closing with [`refused`].
+    pub fn check(self, key: &str) -> Result<Registration, String> {
+        let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+        let (Some(k), Some(id), Some(token)) = (nonempty(self.key), nonempty(self.id), nonempty(self.token)) else {
+            return Err(error_frame(refusal::PARAMS));
+        };
+        if k != key {
+            return Err(error_frame(refusal::KEY));
+        }
+        if id.len() > MAX_ID || token.len() > MAX_ID {
+            return Err(error_frame(&format!("id and token must be at most {MAX_ID} characters long")));
+        }
+        Ok(Registration { id: Name::from(id), token: Name::from(token) })
+    }
+}
+
+/// The frame for a registration whose claim the hub refused.
+pub fn claim_refused(e: &HubError) -> String {
+    match e {
+        HubError::NameTaken(_) => ID_TAKEN.to_string(),
+        HubError::SpaceFull(_) => error_frame(refusal::LIMIT),
+        other => error_frame(&other.to_string()),
+    }
 }
 
 /// One registered PeerJS connection.

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
+use crate::admission::Entry;
 use crate::app::App;
 use crate::dialect::basic::Basic;
 use crate::hub::PeerOpts;
@@ -32,9 +33,10 @@ async fn upgrade(State(app): State<App>, req: Request, next: Next) -> Response {
         return next.run(req).await;
     }
     let (mut parts, _body) = req.into_parts();
+    let entry = Entry::from_parts(&parts);
     match WsUpgrade::from_request_parts(&mut parts, &app).await {
         // No resume in `basic`: a dropped connection is gone at once.
-        Ok(ws) => accept_ws(app, ws, "basic", PeerOpts { grace: Duration::ZERO }, |_| Basic::new()),
+        Ok(ws) => accept_ws(app, &entry, ws, "basic", PeerOpts { grace: Duration::ZERO }, |_| Basic::new()),
         Err(rejection) => rejection.into_response(),
     }
 }

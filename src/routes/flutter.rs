@@ -14,6 +14,7 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeDir;
 
+use crate::admission::Entry;
 use crate::app::App;
 use crate::dialect::flutter::Flutter;
 use crate::hub::PeerOpts;
@@ -40,6 +41,7 @@ async fn banner() -> Response {
 /// Takes every WebSocket upgrade, whatever its path; passes the rest on.
 async fn upgrade_any_path(
     State(app): State<App>,
+    entry: Entry,
     ws: Result<WsUpgrade, NotUpgradable>,
     req: Request,
     next: Next,
@@ -48,7 +50,7 @@ async fn upgrade_any_path(
         Ok(ws) => {
             // The protocol has no resume: a dropped peer leaves the list at once.
             let opts = PeerOpts { grace: Duration::ZERO };
-            accept_ws(app, ws, "flutter", opts, |_| Flutter::new())
+            accept_ws(app, &entry, ws, "flutter", opts, |_| Flutter::new())
         }
         Err(_) => next.run(req).await,
     }

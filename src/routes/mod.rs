@@ -1,6 +1,7 @@
 //! HTTP routes, one module per dialect, plus the operational routes every
-//! listener has. Route handlers only pick a dialect state machine and hand
-//! the socket to [`crate::transport::ws::run_connection`].
+//! listener has. Routes map URLs to dialects: each WebSocket route passes
+//! its request through [`admission::admit`] (in [`upgrade`]), then hands the
+//! socket to [`run_connection`] with the dialect's state machine.
 
 pub mod basic;
 pub mod flutter;
@@ -10,45 +11,52 @@ pub mod one2one;
 pub mod ops;
 pub mod peerjs;
 
-use axum::http::StatusCode;
+use std::future::Future;
+
 use axum::response::{IntoResponse, Response};
 
+use crate::admission::{self, Admission, Door, Entry};
 use crate::app::App;
+use crate::clock;
 use crate::dialect::Protocol;
 use crate::hub::PeerOpts;
 use crate::local_hub::Attachment;
-use crate::transport::upgrade::WsUpgrade;
+use crate::transport::upgrade::{Socket, WsUpgrade};
 use crate::transport::ws::run_connection;
 
-/// Refuses an upgrade past the connection limit, with a reason.
-pub fn over_capacity(app: &App) -> Option<Response> {
-    let open = app.hub.metrics().open_connections();
-    if open >= app.config.max_connections as i64 {
-        app.hub.metrics().error("too_many_connections");
-        let msg =
-            format!("server full: {open} connections open (limit {}); try again later", app.config.max_connections);
-        return Some((StatusCode::SERVICE_UNAVAILABLE, msg).into_response());
-    }
-    None
+/// The one way a WebSocket enters: admits the request, sizes the socket's
+/// frames by the admission's limits, upgrades, and runs `start` on the
+/// socket as a connection that shutdown waits for.
+pub fn upgrade<F, Fut>(app: App, entry: &Entry, ws: WsUpgrade, start: F) -> Response
+where
+    F: FnOnce(Socket, App, Admission) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let admission = match admission::admit(&app, Door::Connection, entry) {
+        Ok(admission) => admission,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // The library's cap sits above ours so that we, not it, refuse an
+    // oversize message (with our close code and reason).
+    ws.max_message_size(admission.limits.max_frame * 2).on_upgrade(move |socket| {
+        let tracker = app.tracker.clone();
+        tracker.track_future(start(socket, app, admission))
+    })
 }
 
-/// Upgrades to a WebSocket whose peer is new to the hub (no resume) and runs
-/// it with the protocol `make` builds for it.
+/// Upgrades a WebSocket whose peer is new to the hub (no resume) and runs it
+/// with the protocol `make` builds for it.
 pub fn accept_ws<P: Protocol>(
     app: App,
+    entry: &Entry,
     ws: WsUpgrade,
     dialect: &'static str,
     opts: PeerOpts,
     make: impl FnOnce(&Attachment) -> P + Send + 'static,
 ) -> Response {
-    if let Some(refusal) = over_capacity(&app) {
-        return refusal;
-    }
-    let limits = app.config.conn.clone();
-    ws.max_message_size(limits.max_frame * 2).on_upgrade(move |socket| {
-        let att = app.hub.attach(app.space, opts, false);
+    upgrade(app, entry, ws, move |socket, app, admission| {
+        let att = app.hub.attach(app.space, opts, false, clock::now());
         let proto = make(&att);
-        let hub = app.hub.clone();
-        app.tracker.track_future(run_connection(socket, proto, att, hub, limits, dialect))
+        run_connection(socket, proto, att, app.hub.clone(), admission.limits, dialect)
     })
 }

@@ -11,10 +11,12 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::admission::Entry;
 use crate::app::App;
+use crate::clock;
 use crate::dialect::native::{Native, NativeSettings};
 use crate::hub::PeerOpts;
-use crate::routes::over_capacity;
+use crate::routes::upgrade;
 use crate::transport::upgrade::WsUpgrade;
 use crate::transport::ws::run_connection;
 
@@ -46,12 +48,9 @@ struct WsQuery {
     resume: Option<String>,
 }
 
-async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WsUpgrade) -> Response {
-    if let Some(refusal) = over_capacity(&app) {
-        return refusal;
-    }
-    let limits = app.config.conn.clone();
-    ws.max_message_size(limits.max_frame * 2).on_upgrade(move |socket| {
+async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, entry: Entry, ws: WsUpgrade) -> Response {
+    upgrade(app, &entry, ws, move |socket, app, admission| {
+        let limits = admission.limits;
         let settings = NativeSettings {
             ice_servers: Arc::new(json!(app.config.ice_servers)),
             limits: Arc::new(json!({
@@ -63,15 +62,15 @@ async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WsUpgra
             room_max: app.config.room_max,
             grace: app.config.grace,
         };
-        let (att, resume_error) = match q.resume.as_deref().map(|t| app.hub.resume(app.space, t)) {
+        let now = clock::now();
+        let (att, resume_error) = match q.resume.as_deref().map(|t| app.hub.resume(app.space, t, now)) {
             Some(Ok(att)) => (att, None),
             other => {
-                let att = app.hub.attach(app.space, PeerOpts { grace: app.config.grace }, true);
+                let att = app.hub.attach(app.space, PeerOpts { grace: app.config.grace }, true, now);
                 (att, other.and_then(|r| r.err()))
             }
         };
         let proto = Native::new(settings, att.token.clone(), att.resumed, resume_error);
-        let hub = app.hub.clone();
-        app.tracker.track_future(run_connection(socket, proto, att, hub, limits, "native"))
+        run_connection(socket, proto, att, app.hub.clone(), limits, "native")
     })
 }

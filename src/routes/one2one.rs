@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::admission::Entry;
 use crate::app::App;
 use crate::dialect::one2one::{Links, One2one};
 use crate::hub::PeerOpts;
@@ -51,10 +52,10 @@ async fn refuse(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn call_ws(State(s): State<One2oneState>, ws: WsUpgrade) -> Response {
+async fn call_ws(State(s): State<One2oneState>, entry: Entry, ws: WsUpgrade) -> Response {
     let links = s.links.clone();
     // No resume in `one2one`: a dropped connection is gone at once.
-    accept_ws(s.app, ws, "one2one", PeerOpts { grace: Duration::ZERO }, move |_| One2one::new(links))
+    accept_ws(s.app, &entry, ws, "one2one", PeerOpts { grace: Duration::ZERO }, move |_| One2one::new(links))
 }
 
 async fn no_static() -> Response {

@@ -6,10 +6,11 @@ use std::path::Path;
 use axum::Router;
 use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::services::ServeDir;
 
+use crate::admission::{self, Door, Entry};
 use crate::app::App;
 
 /// Adds the operational routes (and `--static`) to a dialect's routes.
@@ -26,7 +27,10 @@ async fn healthz() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain")], "ok\n")
 }
 
-async fn metrics(State(app): State<App>) -> impl IntoResponse {
+async fn metrics(State(app): State<App>, entry: Entry) -> Response {
+    if let Err(refusal) = admission::admit(&app, Door::Endpoint, &entry) {
+        return refusal.into_response();
+    }
     let census = app.hub.read(|h| h.census());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.hub.metrics().render(census))
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.hub.metrics().render(census)).into_response()
 }

@@ -1,16 +1,14 @@
 //! socket.io v4 transport for the `offers` dialect, on `socketioxide`
 //! (Engine.IO v4: long-polling with packet batching, websocket upgrade,
 //! pings, acks). It moves events between sockets and
-//! [`dialect::offers`](crate::dialect::offers) and the hub; no offer-board
-//! logic lives here.
+//! [`dialect::offers`](crate::dialect::offers); no protocol logic lives here.
 //!
 //! # Shape
 //! Each socket.io socket is one hub peer. A connect *middleware* (awaited by
 //! socketioxide before it sends the CONNECT acknowledgement, so before the
-//! client may emit anything) attaches the peer, claims its `userName`
-//! (shared, `exclusive: false`, so lookups find the first connected holder,
-//! as the original's `Array.find` does), takes the `availableOffers`
-//! snapshot and starts the connection's task.
+//! client may emit anything) passes the handshake through admission,
+//! attaches the peer, lets the dialect claim its `userName` and take the
+//! `availableOffers` snapshot, and starts the connection's task.
 //!
 //! Events are handled in [`Handled`], an *extractor*: socketioxide runs
 //! extractors inline, in arrival order (for polling, before the POST is
@@ -41,8 +39,8 @@
 //! cost O(n) per connect.
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::value::RawValue;
 use socketioxide::SocketIo;
@@ -54,9 +52,12 @@ use socketioxide::socket::Socket;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::admission::{self, Door, Entry, Refusal};
 use crate::app::App;
-use crate::dialect::offers::{self, Board, BoardLimits, Dropped, event};
-use crate::hub::{Command, Event, Missing, Name, Payload, PeerId, PeerOpts, Target};
+use crate::clock;
+use crate::dialect::Ctx;
+use crate::dialect::offers::{self, Answer, BoardLimits, Offers, event};
+use crate::hub::{Event, Name, PeerId, PeerOpts};
 use crate::local_hub::{Attachment, KickReason};
 use crate::outbox::Next;
 use crate::transport::ws::Bucket;
@@ -70,13 +71,14 @@ const MAX_PAYLOAD: u64 = 1_000_000;
 /// What the listener's sockets share.
 struct Shared {
     app: App,
-    /// The offers of this listener. Locked briefly, never across an await.
-    board: Mutex<Board>,
+    /// The dialect's state of this listener (its board of offers).
+    offers: Offers,
 }
 
 impl Shared {
-    fn board(&self) -> MutexGuard<'_, Board> {
-        self.board.lock().unwrap_or_else(|e| e.into_inner())
+    /// The dialect's context for an input of `peer`, at `now`.
+    fn ctx<'a>(&'a self, peer: PeerId, out: &'a mut Vec<String>) -> Ctx<'a> {
+        Ctx::new(&self.app.hub, peer, self.app.space, clock::now(), out)
     }
 }
 
@@ -118,7 +120,7 @@ impl FromMessageParts<LocalAdapter> for Handled {
         if conn.over_rate.is_cancelled() {
             return Ok(Handled);
         }
-        if !conn.bucket.lock().unwrap_or_else(|e| e.into_inner()).take(Instant::now()) {
+        if !conn.bucket.lock().unwrap_or_else(|e| e.into_inner()).take(clock::now()) {
             conn.shared.app.hub.metrics().error("rate_limited");
             conn.over_rate.cancel();
             return Ok(Handled);
@@ -127,7 +129,11 @@ impl FromMessageParts<LocalAdapter> for Handled {
         let data = v.as_str().and_then(|text| first_arg(text.as_str()));
         let ack = AckSender::from_message_parts(s, v, ack_id)?;
         let span = info_span!("conn", peer = %conn.peer, dialect = "offers");
-        span.in_scope(|| handle(&conn, &SocketRef::from(s.clone()), &name, data.as_deref(), ack));
+        let mut answer = SocketAnswer { socket: SocketRef::from(s.clone()), ack: Some(ack) };
+        let shared = &conn.shared;
+        let mut out = Vec::new();
+        let ctx = shared.ctx(conn.peer, &mut out);
+        span.in_scope(|| shared.offers.event(conn.user.clone(), &name, data.as_deref(), &ctx, &mut answer));
         Ok(Handled)
     }
 }
@@ -149,7 +155,7 @@ pub fn layer(app: App) -> SocketIoLayer {
         .max_payload(MAX_PAYLOAD)
         .max_buffer_size(app.config.outbox)
         .build_layer();
-    let shared = Arc::new(Shared { app: app.clone(), board: Mutex::new(Board::new(BoardLimits::default())) });
+    let shared = Arc::new(Shared { app: app.clone(), offers: Offers::new(BoardLimits::default()) });
     let admit = move |s: SocketRef, TryData(auth): TryData<serde_json::Value>| admit(shared.clone(), s, auth.ok());
     io.ns("/", connected.with(admit));
     let closer = io.clone();
@@ -161,23 +167,11 @@ pub fn layer(app: App) -> SocketIoLayer {
     layer
 }
 
-/// Refusal shown to the client as `connect_error` (server full).
-struct Full(String);
-
-impl std::fmt::Display for Full {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Connect middleware: runs before the CONNECT acknowledgement is sent.
-async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value>) -> Result<(), Full> {
+/// Connect middleware: runs before the CONNECT acknowledgement is sent. A
+/// refusal reaches the client as `connect_error` with its message.
+async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value>) -> Result<(), Refusal> {
     let app = &shared.app;
-    let open = app.hub.metrics().open_connections();
-    if open >= app.config.max_connections as i64 {
-        app.hub.metrics().error("too_many_connections");
-        return Err(Full(format!("server full: {open} connections open; try again later")));
-    }
+    admission::admit(app, Door::Connection, &Entry::from_parts(s.req_parts()))?;
     let auth = auth.unwrap_or(serde_json::Value::Null);
     // Quirk of `offers`: a wrong password is not refused with connect_error:
     // the socket connects and is then disconnected ("io server disconnect").
@@ -186,18 +180,9 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
         return Ok(());
     }
     let user = offers::user_name(&auth);
-    let att = app.hub.attach(app.space, PeerOpts { grace: Duration::ZERO }, false);
-    let greeting = {
-        // Under the board lock: ordered against a departing socket of the
-        // same name (see `cleanup`) and against new offers.
-        let mut board = shared.board();
-        if let Some(name) = &user
-            && let Err(e) = app.hub.dispatch(att.peer, Command::Claim { name: name.clone(), exclusive: false })
-        {
-            warn!(error = %e, "offers: claim failed");
-        }
-        board.connected(user.as_ref(), Instant::now())
-    };
+    let att = app.hub.attach(app.space, PeerOpts { grace: Duration::ZERO }, false, clock::now());
+    let mut out = Vec::new();
+    let greeting = shared.offers.connected(user.as_ref(), &shared.ctx(att.peer, &mut out));
     let gone = CancellationToken::new();
     let limits = &app.config.conn;
     let over_rate = CancellationToken::new();
@@ -209,7 +194,7 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
         bucket: Arc::new(Mutex::new(Bucket::new(limits.rate, limits.burst))),
         over_rate: over_rate.clone(),
     });
-    if let Some(list) = greeting.and_then(|g| RawValue::from_string(g).ok()) {
+    if let Some(list) = greeting {
         s.extensions.insert(Greeting(Arc::from(list)));
     }
     s.on_fallback(async |_: Handled| {});
@@ -260,7 +245,7 @@ async fn run(
                 break;
             }
             next = att.rx.next() => match next {
-                Next::Event(ev) => deliver(&s, ev),
+                Next::Event(ev) => emit(&s, ev),
                 // Shutdown closes every transport on its own (see above).
                 Next::Alarm(KickReason::Shutdown) | Next::Closed => break,
                 Next::Alarm(reason) => {
@@ -289,99 +274,41 @@ fn cleanup(shared: &Shared, user: Option<&Name>, mut att: Attachment) {
     while let Ok(ev) = att.rx.try_recv() {
         unsent.push(ev);
     }
-    let app = &shared.app;
-    let mut board = shared.board();
-    app.hub.detach(att.peer, att.conn, true, unsent);
-    if let Some(name) = user
-        && app.hub.read(|h| h.lookup(app.space, name)).is_none()
-    {
-        board.left(name, Instant::now());
-    }
-    drop(board);
+    let mut out = Vec::new();
+    let ctx = shared.ctx(att.peer, &mut out);
+    shared.offers.disconnected(user, &ctx, || shared.app.hub.detach(att.peer, att.conn, true, unsent, ctx.now));
     info!("disconnected");
 }
 
-/// A hub event for this socket: a signal becomes an emit of its kind.
-fn deliver(s: &SocketRef, ev: Event) {
-    if let Event::Signal { kind, payload, .. } = ev
+/// A hub event for this socket, emitted as the dialect translates it.
+fn emit(s: &SocketRef, ev: Event) {
+    if let Some((kind, payload)) = offers::emit_of(ev)
         && let Err(e) = s.emit(&*kind, &payload)
     {
         debug!(error = %e, kind = &*kind, "emit failed");
     }
 }
 
-fn log_drop(event: &str, e: &Dropped) {
-    warn!(event, error = %e, "offers: event dropped");
+/// The socket an event came from, and its acknowledgement callback.
+struct SocketAnswer {
+    socket: SocketRef,
+    ack: Option<AckSender>,
 }
 
-/// Handles one event of a connected socket, synchronously.
-fn handle(conn: &Conn, s: &SocketRef, name: &str, data: Option<&RawValue>, ack: AckSender) {
-    let shared = &conn.shared;
-    let user = conn.user.clone();
-    let body = data.map(RawValue::get).unwrap_or("null");
-    debug!(event = name, "event");
-    let relay = match name {
-        event::NEW_OFFER => {
-            match shared.board().new_offer(user, body, Instant::now()).map(RawValue::from_string) {
-                Ok(Ok(list)) => {
-                    // socket.broadcast.emit: every socket of the namespace but this one.
-                    for other in s.broadcast().sockets() {
-                        if let Err(e) = other.emit(event::NEW_OFFER_AWAITING, &list) {
-                            debug!(error = %e, "broadcast emit failed");
-                        }
-                    }
-                }
-                Ok(Err(_)) => {}
-                Err(e) => log_drop(event::NEW_OFFER, &e),
-            }
-            None
+impl Answer for SocketAnswer {
+    fn ack(&mut self, data: &RawValue) {
+        if let Some(ack) = self.ack.take()
+            && let Err(e) = ack.send(data)
+        {
+            debug!(error = %e, "ack failed");
         }
-        event::NEW_ANSWER => {
-            let mut ack = Some(ack);
-            let answered = shared.board().answer(user, body, |candidates| {
-                if let (Some(ack), Ok(list)) = (ack.take(), RawValue::from_string(candidates))
-                    && let Err(e) = ack.send(&list)
-                {
-                    debug!(error = %e, "ack failed");
-                }
-            });
-            match answered {
-                Ok(a) => match (a.offerer, Payload::parse(&a.response)) {
-                    (Some(to), Ok(p)) => Some((to, event::ANSWER_RESPONSE, p)),
-                    _ => None,
-                },
-                Err(e) => {
-                    log_drop(event::NEW_ANSWER, &e);
-                    if let (Some(ack), Ok(empty)) = (ack.take(), RawValue::from_string(offers::NO_OFFER_ACK.into())) {
-                        // See `offers::NO_OFFER_ACK` for why we answer at all.
-                        let _ = ack.send(&empty);
-                    }
-                    None
-                }
+    }
+
+    fn broadcast(&mut self, event: &'static str, data: &RawValue) {
+        for other in self.socket.broadcast().sockets() {
+            if let Err(e) = other.emit(event, data) {
+                debug!(error = %e, "broadcast emit failed");
             }
-        }
-        event::SEND_ICE => match shared.board().ice(body) {
-            Ok(r) => r.map(|r| (r.to, event::RECEIVED_ICE, r.candidate)),
-            Err(e) => {
-                log_drop(event::SEND_ICE, &e);
-                None
-            }
-        },
-        other => {
-            debug!(event = other, "offers: unknown event ignored");
-            None
-        }
-    };
-    if let Some((to, kind, payload)) = relay {
-        let cmd = Command::Signal {
-            to: Target::Name(to),
-            kind: Name::from(kind),
-            payload,
-            missing: Missing::Drop,
-            mark: None,
-        };
-        if let Err(e) = shared.app.hub.dispatch(conn.peer, cmd) {
-            debug!(error = %e, "relay failed");
         }
     }
 }

@@ -12,6 +12,7 @@ use tracing::{Instrument, debug, debug_span, info};
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
+use crate::clock;
 use crate::dialect::{Close, Ctx, Protocol};
 use crate::hub::{Event, PeerId};
 use crate::local_hub::{Attachment, KickReason, LocalHub, Outbox};
@@ -64,7 +65,7 @@ pub(crate) struct Bucket {
 
 impl Bucket {
     pub(crate) fn new(rate: u32, burst: u32) -> Bucket {
-        Bucket { tokens: f64::from(burst), last: Instant::now(), rate: f64::from(rate), burst: f64::from(burst) }
+        Bucket { tokens: f64::from(burst), last: clock::now(), rate: f64::from(rate), burst: f64::from(burst) }
     }
 
     /// Takes one token for a message that arrived `now`; false when the
@@ -130,7 +131,7 @@ async fn drive<P: Protocol>(
     let mut bucket = Bucket::new(limits.rate, limits.burst);
     let mut ping = tokio::time::interval(limits.ping_every);
     ping.reset();
-    let mut last_heard = Instant::now();
+    let mut last_heard = clock::now();
     // Events whose frames are being written; if the write does not finish
     // they go back to the hub with the outbox leftovers (sent again after a
     // resume rather than lost).
@@ -144,7 +145,7 @@ async fn drive<P: Protocol>(
     }
 
     let end = 'conn: {
-        let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+        let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);
         proto.opened(&mut ctx);
         if let Some(end) = settle(&mut ctx) {
             let _ = guard!(send_all(&mut socket, &mut out)).await;
@@ -169,7 +170,7 @@ async fn drive<P: Protocol>(
                         Next::Alarm(reason) => break 'conn kicked(reason),
                         Next::Closed => break 'conn End::Abrupt,
                     };
-                    let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+                    let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);
                     inflight.push(event.clone());
                     proto.deliver(event, &mut ctx);
                     // Drain what else is ready, then write once.
@@ -188,7 +189,7 @@ async fn drive<P: Protocol>(
                     inflight.clear();
                 }
                 msg = socket.next() => {
-                    last_heard = Instant::now();
+                    last_heard = clock::now();
                     att.heard.touch(last_heard);
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
@@ -216,9 +217,9 @@ async fn drive<P: Protocol>(
                     if !bucket.take(last_heard) {
                         let reason = format!("rate limit exceeded: at most {} messages/s", limits.rate);
                         hub.metrics().error("rate_limited");
-                        break 'conn End::Closed(Close { code: 1008, reason });
+                        break 'conn End::Closed(Close { code: 1008, reason: reason.into() });
                     }
-                    let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+                    let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);
                     proto.received(text.as_str(), &mut ctx);
                     let end = settle(&mut ctx);
                     // Most messages (a relayed signal) answer nothing.
@@ -232,7 +233,7 @@ async fn drive<P: Protocol>(
                     }
                 }
                 _ = ping.tick() => {
-                    if last_heard.elapsed() > limits.idle_timeout {
+                    if clock::now().saturating_duration_since(last_heard) > limits.idle_timeout {
                         info!(%peer, dialect, "idle timeout");
                         break 'conn End::Abrupt;
                     }
@@ -261,7 +262,7 @@ async fn drive<P: Protocol>(
             true
         }
     };
-    let mut ctx = Ctx { hub: &hub, peer: att.peer, space: att.space, out: &mut out, close: None, goodbye: false };
+    let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);
     proto.closing(&mut ctx);
     let clean = clean || ctx.goodbye;
     // Events that reached the outbox but were never written go back to the hub.
@@ -270,9 +271,20 @@ async fn drive<P: Protocol>(
     while let Ok(event) = att.rx.try_recv() {
         unsent.push(event);
     }
-    hub.detach(att.peer, att.conn, clean, unsent);
-    info!(%peer, dialect, clean, code, reason, "disconnected");
+    hub.detach(att.peer, att.conn, clean, unsent, clock::now());
+    info!(%peer, dialect, clean, code, reason = reason.as_deref(), "disconnected");
     if we_closed {
+        drain(&mut socket).await;
+    }
+}
+
+/// Refuses a connection the dialect will not take (a PeerJS registration
+/// refused): sends `frame`, then closes with `close` as every other close
+/// from the server does, waiting for the client's answer.
+pub async fn refuse(mut socket: Socket, frame: String, close: Close) {
+    let mut out = vec![frame];
+    if tokio::time::timeout(CLOSE_WAIT, send_all(&mut socket, &mut out)).await.is_ok() {
+        send_close(&mut socket, close).await;
         drain(&mut socket).await;
     }
 }
@@ -303,7 +315,7 @@ fn kicked(reason: KickReason) -> End {
 }
 
 fn too_big(max_frame: usize) -> End {
-    End::Closed(Close { code: 1009, reason: format!("message too big: the limit is {max_frame} bytes") })
+    End::Closed(Close { code: 1009, reason: format!("message too big: the limit is {max_frame} bytes").into() })
 }
 
 /// Whether a read failed because the WebSocket library refused a message
