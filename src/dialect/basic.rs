@@ -23,14 +23,9 @@
 //! are the same). A key present with `null` stays `null`; a missing key is
 //! left out, as `JSON.stringify` leaves out `undefined`.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-
-use serde_json::Value;
-use serde_json::value::RawValue;
-
-use super::{Ctx, Protocol, json_object, json_str};
-use crate::hub::{Command, Event, HubError, Missing, Name, Payload, Reply, Target};
+use super::wire::{self, js_string, json_object, json_str, str_field};
+use super::{Ctx, Protocol};
+use crate::hub::{Command, Event, HubError, Name, Reply, Target};
 
 /// One `basic` connection.
 #[derive(Debug, Default)]
@@ -49,41 +44,6 @@ impl Basic {
     }
 }
 
-/// The fields of one message, by key; the last duplicate wins, as in
-/// `JSON.parse`. Anything that is not a JSON object reads as `{}`.
-type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
-
-fn parse(text: &str) -> Fields<'_> {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
-/// A field that is a JSON string, decoded.
-fn str_field(fields: &Fields<'_>, key: &str) -> Option<String> {
-    let raw = fields.get(key)?;
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::String(s)) => Some(s),
-        _ => None,
-    }
-}
-
-/// How JavaScript's `"" + value` renders a parsed JSON value (for the
-/// `Unrecognized command: ` error); `undefined` when absent.
-fn js_string(v: Option<&Value>) -> String {
-    match v {
-        None => "undefined".into(),
-        Some(Value::Null) => "null".into(),
-        Some(Value::Bool(b)) => b.to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(_)) => "[object Object]".into(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| if i.is_null() { String::new() } else { js_string(Some(i)) })
-            .collect::<Vec<_>>()
-            .join(","),
-    }
-}
-
 const LOGIN_OK: &str = r#"{"type":"login","success":true}"#;
 const LOGIN_TAKEN: &str = r#"{"type":"login","success":false}"#;
 
@@ -95,34 +55,17 @@ impl Basic {
             tracing::debug!(kind, "no target name: dropped");
             return false;
         };
-        let payload = match Payload::parse(&frame) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(peer = %ctx.peer, kind, error = %e, "could not build the relayed frame: dropped");
-                return false;
-            }
-        };
-        let cmd = Command::Signal {
-            to: Target::Name(Name::from(to)),
-            kind: Name::from(kind),
-            payload,
-            missing: Missing::Drop,
-            mark: None,
-        };
-        match ctx.dispatch(cmd) {
-            Ok(Reply::Sent | Reply::Queued) => true,
-            Ok(_) if matches!(kind, "leave" | "message") => {
+        match wire::relay_frame(ctx, Target::Name(Name::from(to)), kind, &frame) {
+            Some(Reply::Sent | Reply::Queued) => true,
+            Some(_) if matches!(kind, "leave" | "message") => {
                 tracing::info!(peer = %ctx.peer, kind, to, "unknown target: dropped (the original server crashes here)");
                 false
             }
-            Ok(_) => {
+            Some(_) => {
                 tracing::debug!(kind, to, "unknown target: dropped");
                 false
             }
-            Err(e) => {
-                tracing::warn!(peer = %ctx.peer, kind, to, error = %e, "relay failed");
-                false
-            }
+            None => false,
         }
     }
 
@@ -163,11 +106,10 @@ impl Basic {
 impl Protocol for Basic {
     fn received(&mut self, text: &str, ctx: &mut Ctx<'_>) {
         // Invalid JSON (or anything not an object) is treated as `{}`.
-        let fields = parse(text);
-        let ty = fields.get("type").and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        let fields = wire::fields(text).unwrap_or_default();
         let target = str_field(&fields, "name");
         let raw = |key: &str| fields.get(key).map(|r| r.get());
-        match ty.as_ref().and_then(Value::as_str) {
+        match str_field(&fields, "type").as_deref() {
             Some("login") => self.login(target, ctx),
             Some("offer") => {
                 let sender = self.sender_name();
@@ -201,7 +143,7 @@ impl Protocol for Basic {
             }
             _ => {
                 ctx.hub.metrics().error("unknown_type");
-                let message = format!("Unrecognized command: {}", js_string(ty.as_ref()));
+                let message = format!("Unrecognized command: {}", js_string(fields.get("type").copied()));
                 ctx.send(json_object("type", "error", &[("message", Some(&json_str(&message)))]));
             }
         }

@@ -26,12 +26,13 @@
 
 use std::borrow::Cow;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::debug;
 
-use super::{Ctx, Protocol, push_json_str};
-use crate::hub::{Command, Event, Missing, Name, Payload, Target};
+use super::wire::{self, as_str, js_string, present, push_json_str, truthy};
+use super::{Ctx, Protocol};
+use crate::hub::{Command, Event, Name, Payload, Target};
 
 /// The room whose members are the peers list (the original's `connectionArray`).
 const PEERS: &str = "\u{0}flutter-peers";
@@ -81,40 +82,12 @@ struct Data<'a> {
     session_id: Option<&'a RawValue>,
 }
 
-/// A field that is there, even as `null`.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
-/// The JSON string's value, if `raw` is a string.
-fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str(raw.get()).ok()
-}
-
-/// JavaScript truthiness of a JSON value (`if (data.to)` in the original).
-fn truthy(raw: &RawValue) -> bool {
-    match raw.get() {
-        "null" | "false" | r#""""# => false,
-        n if n.starts_with(|c: char| c == '-' || c.is_ascii_digit()) => n.parse::<f64>() != Ok(0.0),
-        _ => true,
-    }
-}
-
 /// The routing key of a user id: a string as is, any other value as its
 /// JSON text (ids are strings in the real client).
 fn key_of(raw: &RawValue) -> Name {
     match as_str(raw) {
         Some(s) => Name::from(s.as_ref()),
         None => Name::from(raw.get()),
-    }
-}
-
-/// How the original prints the `type` it did not understand (`"..." + type`).
-fn js_string(raw: Option<&RawValue>) -> Cow<'_, str> {
-    match raw {
-        None => Cow::Borrowed("undefined"),
-        Some(r) if r.get().starts_with('{') => Cow::Borrowed("[object Object]"),
-        Some(r) => as_str(r).unwrap_or(Cow::Borrowed(r.get())),
     }
 }
 
@@ -272,18 +245,8 @@ fn forward(kind: &str, text: &str, data: &Data<'_>, ctx: &mut Ctx<'_>) {
         ctx.send(NO_TO.to_string());
         return;
     };
-    let Ok(payload) = Payload::parse(text) else { return };
     // Quirk of `flutter`: an unknown `to` is dropped without a word.
-    let cmd = Command::Signal {
-        to: Target::Name(key_of(to)),
-        kind: Name::from(kind),
-        payload,
-        missing: Missing::Drop,
-        mark: None,
-    };
-    if let Err(e) = ctx.dispatch(cmd) {
-        debug!(error = %e, kind, "not forwarded");
-    }
+    wire::relay_frame(ctx, Target::Name(key_of(to)), kind, text);
 }
 
 /// `bye` with `session_id` "a-b".
@@ -302,12 +265,7 @@ fn bye(data: &Data<'_>, ctx: &mut Ctx<'_>) {
     // sent anything unless it is the sender.
     ctx.send(bye_frame(a, &session));
     if let Some(b) = parts.next() {
-        let Ok(payload) = Payload::parse(&bye_frame(b, &session)) else { return };
-        let to = Target::Name(Name::from(b));
-        let cmd = Command::Signal { to, kind: Name::from("bye"), payload, missing: Missing::Drop, mark: None };
-        if let Err(e) = ctx.dispatch(cmd) {
-            debug!(error = %e, "bye not forwarded");
-        }
+        wire::relay_frame(ctx, Target::Name(Name::from(b)), "bye", &bye_frame(b, &session));
     }
 }
 
@@ -341,14 +299,7 @@ impl Protocol for Flutter {
         }
         let Ok(payload) = Payload::parse(&peers_frame(ctx)) else { return };
         for m in members {
-            let cmd = Command::Signal {
-                to: Target::Id(m.id),
-                kind: Name::from("peers"),
-                payload: payload.clone(),
-                missing: Missing::Drop,
-                mark: None,
-            };
-            let _ = ctx.dispatch(cmd);
+            wire::relay(ctx, Target::Id(m.id), "peers", payload.clone());
         }
     }
 }

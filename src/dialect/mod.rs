@@ -11,6 +11,7 @@ pub mod native;
 pub mod offers;
 pub mod one2one;
 pub mod peerjs;
+pub mod wire;
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -91,50 +92,6 @@ pub trait Protocol: Send + 'static {
     /// resume grace. Default: any close frame is a goodbye.
     fn close_is_goodbye(&self, _code: Option<u16>) -> bool {
         true
-    }
-}
-
-/// Builds `{"<tag_key>":"<tag>",<key>:<raw JSON>...}` with fields in the
-/// given order, leaving out absent values as `JSON.stringify` drops
-/// `undefined`. Values are raw JSON text, written as they are.
-pub fn json_object(tag_key: &str, tag: &str, fields: &[(&str, Option<&str>)]) -> String {
-    let mut s = String::with_capacity(64 + fields.iter().map(|(_, v)| v.map_or(0, str::len)).sum::<usize>());
-    s.push('{');
-    push_json_str(&mut s, tag_key);
-    s.push(':');
-    push_json_str(&mut s, tag);
-    for (key, value) in fields {
-        if let Some(value) = value {
-            s.push(',');
-            push_json_str(&mut s, key);
-            s.push(':');
-            s.push_str(value);
-        }
-    }
-    s.push('}');
-    s
-}
-
-/// `s` as a JSON string literal (quotes included).
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    push_json_str(&mut out, s);
-    out
-}
-
-/// Writes `s` as a JSON string literal (quotes included) onto `out`.
-pub fn push_json_str(out: &mut String, s: &str) {
-    // Ids and names rarely need escaping: copy those as they are.
-    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.reserve(s.len() + 2);
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    // serde_json's escaping; writing to a String cannot fail.
-    if let Ok(quoted) = serde_json::to_string(s) {
-        out.push_str(&quoted);
     }
 }
 

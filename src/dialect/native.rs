@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{Ctx, Protocol, push_json_str};
+use super::wire::push_json_str;
+use super::{Ctx, Protocol};
 use crate::hub::{
     CallId, Command, Event, HubError, INTERNAL, Missing, Name, Payload, PeerId, PeerInfo, Reply, Target, Undelivered,
 };

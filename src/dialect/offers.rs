@@ -23,7 +23,8 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::value::RawValue;
 
 use super::Ctx;
-use crate::hub::{Command, Event, Missing, Name, Payload, Target};
+use super::wire::{self, truthy};
+use crate::hub::{Command, Event, Name, Payload, Target};
 
 /// Event names, verbatim.
 pub mod event {
@@ -174,8 +175,9 @@ struct IceIn<'a> {
     ice_candidate: Option<&'a RawValue>,
     #[serde(rename = "iceUserName", default)]
     ice_user_name: Option<serde_json::Value>,
-    #[serde(rename = "didIOffer", default)]
-    did_i_offer: Option<serde_json::Value>,
+    /// Tested with `if`, so JavaScript truthiness.
+    #[serde(rename = "didIOffer", borrow, default)]
+    did_i_offer: Option<&'a RawValue>,
 }
 
 /// The user name from the handshake `auth` object: a string, or none.
@@ -196,17 +198,6 @@ fn bad(event: &'static str, detail: impl Into<String>) -> Dropped {
 fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
     // Serializing our own plain structs (strings, raw JSON) cannot fail.
     serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
-}
-
-/// JavaScript truthiness of a JSON value (`didIOffer` is tested with `if`).
-fn truthy(v: &serde_json::Value) -> bool {
-    match v {
-        serde_json::Value::Null => false,
-        serde_json::Value::Bool(b) => *b,
-        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        serde_json::Value::String(s) => !s.is_empty(),
-        _ => true,
-    }
 }
 
 /// The offers of one listener, oldest first.
@@ -345,7 +336,7 @@ impl Board {
         let Some(name) = input.ice_user_name.as_ref().and_then(|v| v.as_str()) else {
             return Err(bad(event::SEND_ICE, "'iceUserName' must be a string"));
         };
-        let offerer = input.did_i_offer.as_ref().is_some_and(truthy);
+        let offerer = input.did_i_offer.is_some_and(truthy);
         if offerer {
             let Some(offer) = self.offers.iter_mut().find(|o| o.offerer_user_name.as_deref() == Some(name)) else {
                 // The original silently ignores this case too.
@@ -486,16 +477,7 @@ impl Offers {
         };
         drop(board);
         if let Some((to, kind, payload)) = relay {
-            let cmd = Command::Signal {
-                to: Target::Name(to),
-                kind: Name::from(kind),
-                payload,
-                missing: Missing::Drop,
-                mark: None,
-            };
-            if let Err(e) = ctx.dispatch(cmd) {
-                tracing::debug!(error = %e, "relay failed");
-            }
+            wire::relay(ctx, Target::Name(to), kind, payload);
         }
     }
 }

@@ -24,15 +24,12 @@
 //! Names registered earlier by the same connection stay held by it (and are
 //! listed), but all share the connection's one session.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
-use serde_json::value::RawValue;
-
-use super::{Ctx, Protocol, json_object, json_str};
-use crate::hub::{Command, Event, Missing, Name, Payload, PeerId, Target};
+use super::wire::{self, Fields, json_object, json_str, str_field};
+use super::{Ctx, Protocol};
+use crate::hub::{Command, Event, Name, Payload, PeerId, Target};
 
 /// The original's per-user call state that other connections touch.
 #[derive(Debug, Default)]
@@ -79,15 +76,6 @@ impl One2one {
     }
 }
 
-type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
-
-fn str_field(fields: &Fields<'_>, key: &str) -> Option<String> {
-    match serde_json::from_str::<Value>(fields.get(key)?.get()) {
-        Ok(Value::String(s)) => Some(s),
-        _ => None,
-    }
-}
-
 const REGISTER_OK: &str = r#"{"id":"registerResponse","response":"accepted"}"#;
 // Quirk of `one2one`: the registration rejection carries no `message`.
 const REGISTER_REJECTED: &str = r#"{"id":"registerResponse","response":"rejected"}"#;
@@ -105,18 +93,7 @@ fn send_to(ctx: &mut Ctx<'_>, to: PeerId, kind: &str, frame: String) {
         ctx.send(frame);
         return;
     }
-    let payload = match Payload::parse(&frame) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(peer = %ctx.peer, kind, error = %e, "could not build the frame: dropped");
-            return;
-        }
-    };
-    let cmd =
-        Command::Signal { to: Target::Id(to), kind: Name::from(kind), payload, missing: Missing::Drop, mark: None };
-    if let Err(e) = ctx.dispatch(cmd) {
-        tracing::warn!(peer = %ctx.peer, kind, error = %e, "relay failed");
-    }
+    wire::relay_frame(ctx, Target::Id(to), kind, &frame);
 }
 
 impl One2one {
@@ -221,13 +198,10 @@ impl Protocol for One2one {
     }
 
     fn received(&mut self, text: &str, ctx: &mut Ctx<'_>) {
-        let fields: Fields<'_> = match serde_json::from_str(text) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(peer = %ctx.peer, error = %e, "not a JSON object: ignored (the original crashes)");
-                ctx.hub.metrics().error("bad_json");
-                return;
-            }
+        let Some(fields) = wire::fields(text) else {
+            tracing::warn!(peer = %ctx.peer, "not a JSON object: ignored (the original crashes)");
+            ctx.hub.metrics().error("bad_json");
+            return;
         };
         match str_field(&fields, "id").as_deref() {
             Some("register") => self.register(str_field(&fields, "name"), ctx),

@@ -25,7 +25,8 @@ use super::Close;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Ctx, Protocol, push_json_str};
+use super::wire::{present, push_json_str};
+use super::{Ctx, Protocol};
 use crate::hub::{Command, Event, HubError, Missing, Name, Payload, Target, Undelivered};
 
 /// Message kinds, allocated once for the whole process.
@@ -58,11 +59,6 @@ struct Msg<'a> {
     /// Present (even `null`) or absent, as sent.
     #[serde(borrow, default, deserialize_with = "present")]
     payload: Option<&'a RawValue>,
-}
-
-/// Keeps an explicit `null` payload (plain `Option` would read it as absent).
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
 }
 
 /// A registration refusal, sent before closing (the client shows `msg`).
