@@ -3,7 +3,7 @@
 // peers). Signaling goes through switchboard.js, and media and
 // RTCPeerConnections through peers.js. Whoever starts sends the offers: the
 // caller once `accepted`, a newcomer to each room member, a reloaded page to
-// its partners. Debug state for tests: window.sbDebug.
+// its partners.
 
 import { Switchboard } from '/switchboard.js';
 import { PeerLinks } from '/peers.js';
@@ -12,7 +12,7 @@ const $ = (id) => document.getElementById(id);
 const sb = new Switchboard();
 const APP_KEY = 'switchboard-app';
 
-/** Everything the page shows; read by tests through window.sbDebug.state. */
+/** Everything the page shows. */
 const state = {
   conn: 'idle',
   peers: new Map(), // id -> {id, name}: who is online
@@ -31,15 +31,6 @@ const links = new PeerLinks(sb, {
   },
   state: onPcState,
 });
-
-window.sbDebug = {
-  client: sb,
-  state,
-  /** peer id -> RTCPeerConnection */
-  pcs: links.pcs,
-  /** {peerId: connectionState} of every RTCPeerConnection. */
-  connectionStates: () => links.connectionStates(),
-};
 
 // ---------- rendering ----------
 
@@ -70,6 +61,8 @@ function render() {
   $('app-panel').hidden = !named;
   $('me').hidden = !named;
   $('me').innerHTML = '';
+  $('me').dataset.peerId = sb.id ?? '';
+  $('me').dataset.name = sb.name ?? '';
   if (named) $('me').append('You are ', Object.assign(document.createElement('strong'), { textContent: sb.name }));
 
   const busy = Boolean(state.call || state.room || state.incoming);

@@ -128,9 +128,4 @@ export class PeerLinks {
   async flush(pc) {
     for (const c of pc.pending.splice(0)) await pc.addIceCandidate(c).catch(() => {});
   }
-
-  /** {peerId: connectionState} of every connection. */
-  connectionStates() {
-    return Object.fromEntries([...this.pcs].map(([id, pc]) => [id, pc.connectionState]));
-  }
 }

@@ -1,6 +1,9 @@
 //! Real-browser test of the built-in call app over the native protocol:
 //! two tabs choose names, A calls B, B accepts, media flows both ways, A hangs
-//! up and both tabs show the end; then three tabs meet in a mesh room.
+//! up and both tabs show the end; then three tabs meet in a mesh room. The
+//! tests see the app's state only as the page shows it, and its
+//! RTCPeerConnections through an init script of their own
+//! (lib/peer-connections.mjs).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,24 +11,31 @@ import assert from 'node:assert/strict';
 import { startServer } from './lib/server.mjs';
 import { screenshot } from './lib/browser.mjs';
 import { useServerAndBrowser } from './lib/fixture.mjs';
+import { trackPeerConnections } from './lib/peer-connections.mjs';
 
 const env = useServerAndBrowser();
 
-/** Opens the app in a new tab and goes online as `name`. */
-async function openAs(name) {
+/** Opens the app (at `url`, by default the test server's) in a new tab and goes online as `name`. */
+async function openAs(name, url = env.server.url + '/') {
   const page = await env.browser.newPage();
-  await page.goto(env.server.url + '/');
-  await page.waitForFunction(() => window.sbDebug?.state.conn === 'open');
+  await trackPeerConnections(page);
+  await page.goto(url);
+  await waitOnline(page);
   await page.getByTestId('name-input').fill(name);
   await page.getByTestId('name-btn').click();
   await page.locator('#app-panel').waitFor({ state: 'visible' });
   return page;
 }
 
-/** Waits until every RTCPeerConnection of the page is `connected` (and there are `count`). */
+/** Waits until the page shows its connection to the server as open. */
+async function waitOnline(page) {
+  await page.waitForFunction(() => document.getElementById('conn-state').dataset.state === 'open');
+}
+
+/** Waits until every open RTCPeerConnection of the page is `connected` (and there are `count`). */
 async function waitConnected(page, count) {
   await page.waitForFunction((n) => {
-    const states = Object.values(window.sbDebug.connectionStates());
+    const states = window.openPeerConnections().map((pc) => pc.connectionState);
     return states.length === n && states.every((s) => s === 'connected');
   }, count);
 }
@@ -81,8 +91,8 @@ test('1:1 call: call, accept, media both ways, hang up', async () => {
   await assertState(alice, 'ended');
   await assertState(bob, 'ended');
   assert.match(await bob.getByTestId('call-state').innerText(), /alice hung up/);
-  assert.equal(await alice.evaluate(() => window.sbDebug.pcs.size), 0);
-  assert.equal(await bob.evaluate(() => window.sbDebug.pcs.size), 0);
+  assert.equal(await alice.evaluate(() => window.openPeerConnections().length), 0);
+  assert.equal(await bob.evaluate(() => window.openPeerConnections().length), 0);
   await screenshot(bob, 'native-call-4-ended');
 
   await alice.close();
@@ -135,16 +145,17 @@ test('reload during a call resumes the session and reconnects the media', async 
   await gus.getByTestId('accept-btn').click();
   await waitConnected(fay, 1);
   await waitConnected(gus, 1);
-  const gusId = await gus.evaluate(() => window.sbDebug.client.id);
-  const fayPc = await fay.evaluateHandle(() => [...window.sbDebug.pcs.values()][0]);
+  const gusId = await gus.getByTestId('me').getAttribute('data-peer-id');
+  assert.match(gusId, /^p\d+$/);
+  const fayPc = await fay.evaluateHandle(() => window.openPeerConnections()[0]);
 
   await gus.reload();
-  await gus.waitForFunction(() => window.sbDebug?.state.conn === 'open');
-  assert.equal(await gus.evaluate(() => window.sbDebug.client.id), gusId, 'same peer id after the reload');
-  assert.equal(await gus.evaluate(() => window.sbDebug.client.name), 'gus');
+  await waitOnline(gus);
+  assert.equal(await gus.getByTestId('me').getAttribute('data-peer-id'), gusId, 'same peer id after the reload');
+  assert.equal(await gus.getByTestId('me').getAttribute('data-name'), 'gus');
   // gus re-offers; fay replaces her connection and both get media again.
   await fay.waitForFunction((old) => {
-    const pcs = [...window.sbDebug.pcs.values()];
+    const pcs = window.openPeerConnections();
     return pcs.length === 1 && pcs[0] !== old && pcs[0].connectionState === 'connected';
   }, fayPc);
   await waitConnected(gus, 1);
@@ -161,18 +172,9 @@ test('reload during a call resumes the session and reconnects the media', async 
 test('a partner that closes its tab ends the call as disconnected', async () => {
   // A short grace so the away partner is given up on quickly.
   const quick = await startServer(['--grace', '1']);
-  const open = async (name) => {
-    const page = await env.browser.newPage();
-    await page.goto(quick.url + '/');
-    await page.waitForFunction(() => window.sbDebug?.state.conn === 'open');
-    await page.getByTestId('name-input').fill(name);
-    await page.getByTestId('name-btn').click();
-    await page.locator('#app-panel').waitFor({ state: 'visible' });
-    return page;
-  };
   try {
-    const hal = await open('hal');
-    const ida = await open('ida');
+    const hal = await openAs('hal', quick.url + '/');
+    const ida = await openAs('ida', quick.url + '/');
     await hal.getByTestId('call-ida').click();
     await ida.getByTestId('incoming').waitFor({ state: 'visible' });
     await ida.getByTestId('accept-btn').click();
