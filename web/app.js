@@ -4,6 +4,10 @@
 // RTCPeerConnections through peers.js. Whoever starts sends the offers: the
 // caller once `accepted`, a newcomer to each room member, a reloaded page to
 // its partners.
+//
+// Everything the page shows is in `state`, changed only by the small
+// functions under "state changes"; each ends in render(), the one function
+// that draws the page (peer list and video tiles included) from `state`.
 
 import { Switchboard } from '/switchboard.js';
 import { PeerLinks } from '/peers.js';
@@ -12,145 +16,296 @@ const $ = (id) => document.getElementById(id);
 const sb = new Switchboard();
 const APP_KEY = 'switchboard-app';
 
-/** Everything the page shows. */
 const state = {
-  conn: 'idle',
-  peers: new Map(), // id -> {id, name}: who is online
+  conn: 'idle', // the server connection, as Switchboard#state
+  naming: false, // a name request is out
+  peers: new Map(), // id -> {id, name}: who else is online
   call: null, // {id, peer: {id, name}, role: 'caller'|'callee', phase: 'calling'|'connecting'|'in-call'}
-  incoming: null, // {call, from}
+  incoming: null, // {call, from}: a call ringing here
+  joining: null, // the room a join request is out for
   room: null, // {name, members: Map(id -> {id, name})}
+  remotes: new Map(), // peer id -> {connection, stream}: media from a call partner or room member
   callState: 'idle',
   status: 'Ready',
   error: null,
 };
+
 const links = new PeerLinks(sb, {
   context: signalContext,
-  track: (peer, ctx, stream) => {
-    const video = ctx.call ? $('remote-video') : roomTile(peer).querySelector('video');
-    if (video.srcObject !== stream) video.srcObject = stream;
-  },
+  track: (peer, ctx, stream) => setRemote(peer.id, { stream }),
   state: onPcState,
 });
 
-// ---------- rendering ----------
+const nameOf = (peer) => peer?.name || peer?.id || 'someone';
+
+// ---------- state changes ----------
+
+function setConn(conn) {
+  state.conn = conn;
+  render();
+}
+
+function setNaming(naming) {
+  state.naming = naming;
+  render();
+}
+
+function setPeers(peers) {
+  state.peers = new Map(peers.filter((p) => p.id !== sb.id).map((p) => [p.id, p]));
+  render();
+}
+
+function addPeer(peer) {
+  if (peer.id !== sb.id) state.peers.set(peer.id, peer);
+  render();
+}
+
+function removePeer(id) {
+  state.peers.delete(id);
+  render();
+}
 
 function setStatus(callState, text) {
   state.callState = callState;
   state.status = text;
-  const el = $('call-state');
-  el.textContent = text;
-  el.dataset.state = callState;
   render();
 }
 
 function showError(message) {
-  state.error = message;
-  const el = $('error');
-  el.textContent = message ?? '';
-  el.hidden = !message;
+  state.error = message ?? null;
+  render();
 }
 
-const nameOf = (peer) => peer?.name || peer?.id || 'someone';
-
-function render() {
-  const conn = $('conn-state');
-  conn.dataset.state = state.conn;
-  conn.textContent = { open: 'online', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline', idle: 'offline' }[state.conn];
-  const named = Boolean(sb.name);
-  $('name-panel').hidden = named;
-  $('app-panel').hidden = !named;
-  $('me').hidden = !named;
-  $('me').innerHTML = '';
-  $('me').dataset.peerId = sb.id ?? '';
-  $('me').dataset.name = sb.name ?? '';
-  if (named) $('me').append('You are ', Object.assign(document.createElement('strong'), { textContent: sb.name }));
-
-  const busy = Boolean(state.call || state.room || state.incoming);
-  const list = $('peer-list');
-  list.replaceChildren();
-  for (const p of [...state.peers.values()].sort((a, b) => nameOf(a).localeCompare(nameOf(b)))) {
-    const li = document.createElement('li');
-    li.dataset.testid = `peer-${p.name}`;
-    li.dataset.peer = p.id;
-    const who = Object.assign(document.createElement('span'), { className: 'who', textContent: nameOf(p) });
-    const btn = Object.assign(document.createElement('button'), { className: 'call', textContent: 'Call', disabled: busy });
-    btn.dataset.testid = `call-${p.name}`;
-    btn.onclick = () => startCall(p);
-    li.append(who, btn);
-    list.append(li);
-  }
-  $('peer-count').textContent = String(state.peers.size);
-  $('no-peers').hidden = state.peers.size > 0;
-
-  $('room-join').disabled = busy;
-  $('room-input').disabled = busy;
-  $('room-leave').hidden = !state.room;
-  const inMedia = Boolean(state.call || state.room);
-  $('hangup-btn').disabled = !inMedia;
-  $('hangup-btn').textContent = state.room ? 'Leave room' : state.call?.phase === 'calling' ? 'Cancel' : 'Hang up';
-  $('mute-btn').disabled = !links.tracks('audio').length;
-  $('camera-btn').disabled = !links.tracks('video').length;
-  $('remote-tile').hidden = !state.call;
-  $('local-tile').hidden = !links.stream;
-  $('idle-hint').hidden = inMedia;
-  $('remote-label').textContent = state.call ? nameOf(state.call.peer) : '';
+function setIncoming(incoming) {
+  state.incoming = incoming;
+  render();
 }
 
-// ---------- media and peer connections ----------
+function setCall(call) {
+  state.call = call;
+  saveSession();
+  render();
+}
 
-async function ensureMedia() {
+function setJoining(room) {
+  state.joining = room;
+  render();
+}
+
+function setRoom(name, members) {
+  state.room = { name, members: new Map(members.map((m) => [m.id, m])) };
+  state.joining = null;
+  saveSession();
+  setRoomStatus();
+}
+
+function addMember(peer) {
+  state.room.members.set(peer.id, peer);
+  setRoomStatus();
+}
+
+function removeMember(id) {
+  state.room.members.delete(id);
+  closeRemote(id);
+  setRoomStatus();
+}
+
+function setRoomStatus() {
+  const names = [...state.room.members.values()].map(nameOf);
+  setStatus('room', `In room "${state.room.name}"${names.length ? ` with ${names.join(', ')}` : ' (waiting for others)'}`);
+}
+
+/** Records what a media connection shows: `{connection}` state, `{stream}`. */
+function setRemote(id, change) {
+  const old = state.remotes.get(id) ?? { connection: 'new', stream: null };
+  state.remotes.set(id, { ...old, ...change });
+  render();
+}
+
+function closeRemote(id) {
+  links.close(id);
+  state.remotes.delete(id);
+  render();
+}
+
+/**
+ * Ends the call or room on this side, the one cleanup for both: closes every
+ * media connection, releases camera and microphone, forgets the session.
+ */
+function endMedia(text, error) {
+  state.call = null;
+  state.room = null;
+  links.closeAll();
+  state.remotes.clear();
+  links.stopMedia();
+  saveSession();
+  if (error) state.error = error;
+  setStatus('ended', text);
+}
+
+async function startMedia() {
   if (links.stream) return;
   try {
     await links.startMedia();
   } catch (e) {
     showError(`Camera/microphone unavailable (${e.name}): you will see and hear others but they will not see you.`);
   }
-  $('local-video').srcObject = links.stream;
-  resetToggles();
   render();
 }
 
 function stopMedia() {
   links.stopMedia();
-  $('local-video').srcObject = null;
-  resetToggles();
   render();
 }
 
-function resetToggles() {
-  for (const id of ['mute-btn', 'camera-btn']) $(id).setAttribute('aria-pressed', 'false');
-  $('mute-btn').textContent = 'Mute';
-  $('camera-btn').textContent = 'Camera off';
-}
-
-function toggle(kind, btnId, onText, offText) {
+function toggle(kind) {
   if (!links.tracks(kind).length) return;
-  const on = links.toggle(kind);
-  $(btnId).setAttribute('aria-pressed', String(!on));
-  $(btnId).textContent = on ? onText : offText;
+  links.toggle(kind);
+  render();
 }
 
-function closeAllPcs() {
-  links.closeAll();
-  $('remote-video').srcObject = null;
-  document.querySelectorAll('.tile[data-peer]').forEach((t) => t.remove());
+// ---------- rendering ----------
+
+const CONN_TEXT = { open: 'online', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline', idle: 'offline' };
+
+/** Draws the whole page from `state`. */
+function render() {
+  const named = Boolean(sb.name);
+  const inMedia = Boolean(state.call || state.room);
+  const busy = Boolean(inMedia || state.incoming || state.joining);
+
+  const conn = $('conn-state');
+  conn.dataset.state = state.conn;
+  conn.textContent = CONN_TEXT[state.conn];
+  const me = $('me');
+  me.hidden = !named;
+  me.dataset.peerId = sb.id ?? '';
+  me.dataset.name = sb.name ?? '';
+  $('me-name').textContent = sb.name ?? '';
+  $('name-panel').hidden = named;
+  $('app-panel').hidden = !named;
+  $('name-btn').disabled = state.naming;
+  $('error').textContent = state.error ?? '';
+  $('error').hidden = !state.error;
+
+  const peers = [...state.peers.values()].sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+  drawList($('peer-list'), peers, newPeerItem, (li, p) => drawPeerItem(li, p, busy));
+  $('peer-count').textContent = String(state.peers.size);
+  $('no-peers').hidden = state.peers.size > 0;
+
+  $('room-max').textContent = String(sb.limits.room_max ?? 4);
+  $('room-join').disabled = busy;
+  $('room-input').disabled = busy;
+  if (state.room) $('room-input').value = state.room.name;
+  $('room-leave').hidden = !state.room;
+
+  const callState = $('call-state');
+  callState.textContent = state.status;
+  callState.dataset.state = state.callState;
+  $('idle-hint').hidden = inMedia;
+  $('remote-tile').hidden = !state.call;
+  drawTile($('remote-tile'), state.call?.peer ?? null);
+  drawList($('room-tiles'), state.room ? [...state.room.members.values()] : [], newRoomTile, drawTile);
+  $('local-tile').hidden = !links.stream;
+  setSource($('local-video'), links.stream);
+
+  $('hangup-btn').disabled = !inMedia;
+  $('hangup-btn').textContent = state.room ? 'Leave room' : state.call?.phase === 'calling' ? 'Cancel' : 'Hang up';
+  drawToggle($('mute-btn'), links.tracks('audio')[0], 'Mute', 'Unmute');
+  drawToggle($('camera-btn'), links.tracks('video')[0], 'Camera off', 'Camera on');
+
+  const dialog = $('incoming');
+  $('incoming-from').textContent = state.incoming ? nameOf(state.incoming.from) : '';
+  if (state.incoming && !dialog.open) dialog.showModal();
+  if (!state.incoming && dialog.open) dialog.close();
 }
+
+/**
+ * Makes `parent`'s children one element per peer, in order: keeps those
+ * already drawn for a peer (by `data-peer`), so a playing video or a button
+ * under the pointer survives, creates the missing, removes the rest.
+ */
+function drawList(parent, peers, create, draw) {
+  const old = new Map([...parent.children].map((el) => [el.dataset.peer, el]));
+  const ids = new Set(peers.map((p) => p.id));
+  for (const [id, el] of old) if (!ids.has(id)) el.remove();
+  let slot = parent.firstElementChild;
+  for (const peer of peers) {
+    let el = old.get(peer.id);
+    if (!el) {
+      el = create(peer);
+      el.dataset.peer = peer.id;
+    }
+    draw(el, peer);
+    if (el === slot) slot = slot.nextElementSibling;
+    else parent.insertBefore(el, slot);
+  }
+}
+
+function newPeerItem(peer) {
+  const li = document.createElement('li');
+  const who = Object.assign(document.createElement('span'), { className: 'who' });
+  const btn = Object.assign(document.createElement('button'), { className: 'call', textContent: 'Call' });
+  btn.onclick = () => {
+    const p = state.peers.get(peer.id);
+    if (p) startCall(p);
+  };
+  li.append(who, btn);
+  return li;
+}
+
+function drawPeerItem(li, peer, busy) {
+  li.dataset.testid = `peer-${peer.name}`;
+  li.querySelector('.who').textContent = nameOf(peer);
+  const btn = li.querySelector('button');
+  btn.dataset.testid = `call-${peer.name}`;
+  btn.disabled = busy;
+}
+
+function newRoomTile(peer) {
+  const tile = $('tile-template').content.firstElementChild.cloneNode(true);
+  const video = tile.querySelector('video');
+  video.dataset.testid = 'room-video';
+  video.dataset.peer = peer.id;
+  return tile;
+}
+
+/** Draws a remote video tile (the call's, or a room member's) for `peer`, or empties it. */
+function drawTile(tile, peer) {
+  const remote = peer ? state.remotes.get(peer.id) : null;
+  const connection = remote?.connection ?? 'new';
+  tile.dataset.pcState = connection;
+  tile.querySelector('figcaption').textContent = peer ? nameOf(peer) : '';
+  tile.querySelector('.badge').textContent = connection;
+  setSource(tile.querySelector('video'), remote?.stream ?? null);
+}
+
+function setSource(video, stream) {
+  if (video.srcObject !== stream) video.srcObject = stream;
+}
+
+function drawToggle(btn, track, onText, offText) {
+  btn.disabled = !track;
+  const off = Boolean(track && !track.enabled);
+  btn.setAttribute('aria-pressed', String(off));
+  btn.textContent = off ? offText : onText;
+}
+
+// ---------- media connections ----------
 
 function onPcState(peer, pc) {
   const s = pc.connectionState;
+  setRemote(peer.id, { connection: s });
   if (state.call && state.call.peer.id === peer.id) {
     if (s === 'connected') {
-      state.call.phase = 'in-call';
+      setCall({ ...state.call, phase: 'in-call' });
       showError(null);
       setStatus('in-call', `In call with ${nameOf(peer)}`);
     } else if (s === 'failed') {
       showError(`The media connection to ${nameOf(peer)} failed (network or firewall); hang up and try again.`);
     }
-  } else if (state.room) {
-    const tile = document.querySelector(`.tile[data-peer="${peer.id}"] .badge`);
-    if (tile) tile.textContent = s;
-    if (s === 'failed') showError(`The media connection to ${nameOf(peer)} failed (network or firewall).`);
-    renderRoomStatus();
+  } else if (state.room && s === 'failed') {
+    showError(`The media connection to ${nameOf(peer)} failed (network or firewall).`);
   }
 }
 
@@ -158,7 +313,7 @@ function onPcState(peer, pc) {
 function signalContext(from, data) {
   if (data.call && state.call?.id === data.call && state.call.peer.id === from.id) return { call: data.call };
   if (data.room && state.room?.name === data.room) {
-    if (!state.room.members.has(from.id)) state.room.members.set(from.id, from);
+    if (!state.room.members.has(from.id)) addMember(from); // its offer overtook its `joined`
     return { room: data.room };
   }
   return null;
@@ -175,11 +330,10 @@ const CALL_ERRORS = {
 
 async function startCall(peer) {
   showError(null);
-  await ensureMedia();
+  await startMedia();
   try {
     const call = await sb.call(peer.id, { video: true });
-    state.call = { id: call, peer, role: 'caller', phase: 'calling' };
-    saveSession();
+    setCall({ id: call, peer, role: 'caller', phase: 'calling' });
     setStatus('calling', `Calling ${nameOf(peer)}…`);
   } catch (e) {
     stopMedia();
@@ -188,69 +342,50 @@ async function startCall(peer) {
   }
 }
 
-function endCall(text, error) {
-  state.call = null;
-  closeAllPcs();
-  stopMedia();
-  saveSession();
-  if (error) showError(error);
-  setStatus('ended', text);
-}
-
 async function hangupOrLeave() {
   if (state.room) return leaveRoom();
   const call = state.call;
   if (!call) return;
-  endCall('Call ended');
+  endMedia('Call ended');
   const done = call.phase === 'calling' ? sb.cancel(call.id) : sb.hangup(call.id);
   await done.catch(() => {}); // it may have ended on the other side meanwhile
 }
 
 function onRing({ call, from }) {
-  if (state.call || state.room || state.incoming) {
+  if (state.call || state.room || state.incoming || state.joining) {
     sb.reject(call, 'busy').catch(() => {});
     return;
   }
-  state.incoming = { call, from };
-  $('incoming-from').textContent = nameOf(from);
-  $('incoming').showModal();
+  setIncoming({ call, from });
   setStatus('ringing', `${nameOf(from)} is calling…`);
 }
 
 async function acceptIncoming() {
   const inc = state.incoming;
-  closeIncoming();
+  setIncoming(null);
   if (!inc) return;
   showError(null);
-  await ensureMedia();
-  state.call = { id: inc.call, peer: inc.from, role: 'callee', phase: 'connecting' };
-  saveSession();
+  await startMedia();
+  setCall({ id: inc.call, peer: inc.from, role: 'callee', phase: 'connecting' });
   setStatus('connecting', `Connecting to ${nameOf(inc.from)}…`);
   try {
     await sb.accept(inc.call);
   } catch (e) {
-    endCall('Call ended', e.code === 'unknown_call' ? `The call from ${nameOf(inc.from)} is no longer ringing.` : e.message);
+    endMedia('Call ended', e.code === 'unknown_call' ? `The call from ${nameOf(inc.from)} is no longer ringing.` : e.message);
   }
 }
 
 function rejectIncoming() {
   const inc = state.incoming;
-  closeIncoming();
+  setIncoming(null);
   if (!inc) return;
   sb.reject(inc.call).catch(() => {});
   setStatus('idle', `Declined call from ${nameOf(inc.from)}`);
 }
 
-function closeIncoming() {
-  state.incoming = null;
-  if ($('incoming').open) $('incoming').close();
-  render();
-}
-
 function onAccepted({ call, by }) {
   if (state.call?.id !== call) return;
-  state.call.phase = 'connecting';
-  state.call.peer = by;
+  setCall({ ...state.call, phase: 'connecting', peer: by });
   setStatus('connecting', `Connecting to ${nameOf(by)}…`);
   links.offer(by, { call }).catch((e) => showError(`Could not start the media connection: ${e.message}`));
 }
@@ -258,13 +393,13 @@ function onAccepted({ call, by }) {
 function onRejected({ call, by, reason }) {
   if (state.call?.id !== call) return;
   const text = reason === 'busy' ? `${nameOf(by)} is busy.` : `${nameOf(by)} declined the call.`;
-  endCall('Call rejected', text);
+  endMedia('Call rejected', text);
 }
 
 function onEnded({ call, reason }) {
   if (state.incoming?.call === call) {
     const from = state.incoming.from;
-    closeIncoming();
+    setIncoming(null);
     setStatus('ended', `Missed call from ${nameOf(from)}`);
     return;
   }
@@ -277,46 +412,24 @@ function onEnded({ call, reason }) {
     disconnected: ['Call ended', `${who} disconnected.`],
   };
   const [text, error] = texts[reason] ?? [`Call ended (${reason})`];
-  endCall(text, error);
+  endMedia(text, error);
 }
 
 // ---------- rooms (mesh) ----------
 
-function roomTile(peer) {
-  let tile = document.querySelector(`.tile[data-peer="${peer.id}"]`);
-  if (!tile) {
-    tile = Object.assign(document.createElement('figure'), { className: 'tile remote' });
-    tile.dataset.peer = peer.id;
-    const video = Object.assign(document.createElement('video'), { autoplay: true, playsInline: true });
-    video.dataset.testid = 'room-video';
-    video.dataset.peer = peer.id;
-    const label = Object.assign(document.createElement('figcaption'), { textContent: nameOf(peer) });
-    const badge = Object.assign(document.createElement('span'), { className: 'badge', textContent: 'new' });
-    tile.append(video, label, badge);
-    $('videos').insertBefore(tile, $('local-tile'));
-  }
-  return tile;
-}
-
-function renderRoomStatus() {
-  if (!state.room) return;
-  const names = [...state.room.members.values()].map(nameOf);
-  setStatus('room', `In room "${state.room.name}"${names.length ? ` with ${names.join(', ')}` : ' (waiting for others)'}`);
-}
-
 async function joinRoom(name, resuming = false) {
+  if (state.joining) return;
+  setJoining(name);
   showError(null);
-  await ensureMedia();
+  await startMedia();
   try {
     const members = await sb.join(name);
-    state.room = { name, members: new Map(members.map((m) => [m.id, m])) };
-    saveSession();
-    renderRoomStatus();
+    setRoom(name, members);
     for (const m of members) {
-      roomTile(m);
       links.offer(m, { room: name }).catch((e) => showError(`Could not connect to ${nameOf(m)}: ${e.message}`));
     }
   } catch (e) {
+    setJoining(null);
     stopMedia();
     const msg = e.code === 'room_full' ? `Room "${name}" is full (${sb.limits.room_max ?? 4} people at most).` : e.message;
     showError(resuming ? `Could not rejoin room "${name}": ${msg}` : msg);
@@ -327,27 +440,18 @@ async function joinRoom(name, resuming = false) {
 async function leaveRoom() {
   const room = state.room;
   if (!room) return;
-  state.room = null;
-  closeAllPcs();
-  stopMedia();
-  saveSession();
-  setStatus('ended', `Left room "${room.name}"`);
+  endMedia(`Left room "${room.name}"`);
   await sb.leave(room.name).catch(() => {});
 }
 
 function onJoined({ room, peer }) {
   if (state.room?.name !== room) return;
-  state.room.members.set(peer.id, peer);
-  roomTile(peer);
-  renderRoomStatus(); // the newcomer sends the offer
+  addMember(peer); // the newcomer sends the offer
 }
 
 function onLeft({ room, peer }) {
   if (state.room?.name !== room) return;
-  state.room.members.delete(peer.id);
-  links.close(peer.id);
-  document.querySelector(`.tile[data-peer="${peer.id}"]`)?.remove();
-  renderRoomStatus();
+  removeMember(peer.id);
 }
 
 // ---------- session: presence, reload, resume ----------
@@ -363,9 +467,7 @@ function loadSession() {
 
 async function refreshPeers() {
   try {
-    const peers = await sb.listPeers();
-    state.peers = new Map(peers.filter((p) => p.id !== sb.id).map((p) => [p.id, p]));
-    render();
+    setPeers(await sb.listPeers());
   } catch (e) {
     showError(`Could not list who is online: ${e.message}`);
   }
@@ -376,12 +478,12 @@ async function restore(welcome) {
   const saved = loadSession();
   if (!welcome.resumed) {
     if (saved.call || saved.room) showError('Your previous session expired; the call or room was left.');
-    sessionStorage.removeItem(APP_KEY);
+    try { sessionStorage.removeItem(APP_KEY); } catch { /* storage blocked */ }
     return;
   }
   if (saved.call?.id) {
-    await ensureMedia();
-    state.call = { id: saved.call.id, peer: saved.call.peer, role: saved.call.role, phase: 'connecting' };
+    await startMedia();
+    setCall({ id: saved.call.id, peer: saved.call.peer, role: saved.call.role, phase: 'connecting' });
     setStatus('connecting', `Reconnecting to ${nameOf(saved.call.peer)}…`);
     links.offer(saved.call.peer, { call: saved.call.id }).catch((e) => showError(e.message));
   } else if (saved.room) {
@@ -389,9 +491,9 @@ async function restore(welcome) {
   }
 }
 
-sb.on('state', ({ state: s }) => { state.conn = s; render(); });
-sb.on('online', ({ peer }) => { if (peer.id !== sb.id) state.peers.set(peer.id, peer); render(); });
-sb.on('offline', ({ peer }) => { state.peers.delete(peer.id); render(); });
+sb.on('state', ({ state: s }) => setConn(s));
+sb.on('online', ({ peer }) => addPeer(peer));
+sb.on('offline', ({ peer }) => removePeer(peer.id));
 sb.on('name', () => refreshPeers());
 sb.on('ring', onRing);
 sb.on('accepted', onAccepted);
@@ -413,37 +515,27 @@ sb.on('error', (e) => {
   showError(e.message);
 });
 sb.on('welcome', (w) => {
-  $('room-max').textContent = String(sb.limits.room_max ?? 4);
-  if (!w.resumed && state.call) endCall('Call ended', 'The connection to the server was lost for too long; the call ended.');
-  if (!w.resumed && state.room) {
-    state.room = null;
-    closeAllPcs();
-    stopMedia();
-    saveSession();
-    showError('The connection to the server was lost for too long; you left the room.');
-    setStatus('ended', 'Left the room');
-  }
-  if (!w.resumed && state.incoming) closeIncoming();
+  if (!w.resumed && state.call) endMedia('Call ended', 'The connection to the server was lost for too long; the call ended.');
+  if (!w.resumed && state.room) endMedia('Left the room', 'The connection to the server was lost for too long; you left the room.');
+  if (!w.resumed && state.incoming) setIncoming(null);
   if (sb.name) refreshPeers();
   render();
-  return w;
 });
 
 $('name-form').onsubmit = async (e) => {
   e.preventDefault();
   const name = $('name-input').value.trim();
   if (!name) return;
-  $('name-btn').disabled = true;
+  setNaming(true);
   try {
     const { peers } = await sb.setName(name);
-    state.peers = new Map(peers.filter((p) => p.id !== sb.id).map((p) => [p.id, p]));
+    setPeers(peers);
     showError(null);
     setStatus('idle', 'Ready');
   } catch (err) {
     showError(err.code === 'name_taken' ? `The name "${name}" is taken; choose another.` : err.message);
   } finally {
-    $('name-btn').disabled = false;
-    render();
+    setNaming(false);
   }
 };
 $('room-form').onsubmit = (e) => {
@@ -456,8 +548,8 @@ $('hangup-btn').onclick = () => hangupOrLeave();
 $('accept-btn').onclick = () => acceptIncoming();
 $('reject-btn').onclick = () => rejectIncoming();
 $('incoming').oncancel = (e) => { e.preventDefault(); rejectIncoming(); };
-$('mute-btn').onclick = () => toggle('audio', 'mute-btn', 'Mute', 'Unmute');
-$('camera-btn').onclick = () => toggle('video', 'camera-btn', 'Camera off', 'Camera on');
+$('mute-btn').onclick = () => toggle('audio');
+$('camera-btn').onclick = () => toggle('video');
 
 render();
 sb.connect()
