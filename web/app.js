@@ -3,7 +3,8 @@
 // peers). Signaling goes through switchboard.js, and media and
 // RTCPeerConnections through peers.js. Whoever starts sends the offers: the
 // caller once `accepted`, a newcomer to each room member, a reloaded page to
-// its partners.
+// its partners. Each remote video shows whether its media goes direct or
+// through a TURN relay.
 //
 // Everything the page shows is in `state`, changed only by the small
 // functions under "state changes"; each ends in render(), the one function
@@ -24,7 +25,7 @@ const state = {
   incoming: null, // {call, from}: a call ringing here
   joining: null, // the room a join request is out for
   room: null, // {name, members: Map(id -> {id, name})}
-  remotes: new Map(), // peer id -> {connection, stream}: media from a call partner or room member
+  remotes: new Map(), // peer id -> {connection, path, stream}: media from a call partner or room member
   callState: 'idle',
   status: 'Ready',
   error: null,
@@ -34,6 +35,7 @@ const links = new PeerLinks(sb, {
   context: signalContext,
   track: (peer, ctx, stream) => setRemote(peer.id, { stream }),
   state: onPcState,
+  path: (peer, path) => setRemote(peer.id, { path }),
 });
 
 const nameOf = (peer) => peer?.name || peer?.id || 'someone';
@@ -115,9 +117,9 @@ function setRoomStatus() {
   setStatus('room', `In room "${state.room.name}"${names.length ? ` with ${names.join(', ')}` : ' (waiting for others)'}`);
 }
 
-/** Records what a media connection shows: `{connection}` state, `{stream}`. */
+/** Records what a media connection shows: `{connection}` state, `{path}`, `{stream}`. */
 function setRemote(id, change) {
-  const old = state.remotes.get(id) ?? { connection: 'new', stream: null };
+  const old = state.remotes.get(id) ?? { connection: 'new', path: null, stream: null };
   state.remotes.set(id, { ...old, ...change });
   render();
 }
@@ -167,6 +169,10 @@ function toggle(kind) {
 // ---------- rendering ----------
 
 const CONN_TEXT = { open: 'online', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline', idle: 'offline' };
+const PATH_TITLE = {
+  direct: 'Media goes straight between you and them (peer to peer).',
+  relayed: 'Media goes through a TURN relay server.',
+};
 
 /** Draws the whole page from `state`. */
 function render() {
@@ -267,6 +273,7 @@ function newRoomTile(peer) {
   const video = tile.querySelector('video');
   video.dataset.testid = 'room-video';
   video.dataset.peer = peer.id;
+  tile.querySelector('.path').dataset.testid = 'room-path';
   return tile;
 }
 
@@ -278,6 +285,13 @@ function drawTile(tile, peer) {
   tile.querySelector('figcaption').textContent = peer ? nameOf(peer) : '';
   tile.querySelector('.badge').textContent = connection;
   setSource(tile.querySelector('video'), remote?.stream ?? null);
+  const path = connection === 'connected' ? remote.path : null;
+  const el = tile.querySelector('.path');
+  el.hidden = !path;
+  el.textContent = path ?? '';
+  el.title = PATH_TITLE[path] ?? '';
+  if (path) el.dataset.path = path;
+  else delete el.dataset.path;
 }
 
 function setSource(video, stream) {

@@ -7,7 +7,34 @@
 // has a connection replaces that connection (the peer reloaded, or rejoined).
 // ICE candidates trickle through `signal`, and those that arrive before the
 // remote description wait for it. Signals are handled one at a time, in
-// order.
+// order. While a connection is up, its path (direct, or relayed by a TURN
+// server) is read from getStats() and reported when it changes.
+
+/** How often the path of a live connection is checked again: ICE may switch pairs mid-call. */
+const PATH_CHECK_MS = 3000;
+
+/**
+ * The path media takes over `pc`: 'relayed' when the local or the remote
+ * candidate of the selected pair is a TURN relay, 'direct' otherwise, and
+ * null while no pair is selected.
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<'direct'|'relayed'|null>}
+ */
+export async function mediaPath(pc) {
+  const stats = await pc.getStats();
+  let pair = null;
+  for (const s of stats.values()) {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+  }
+  if (!pair) {
+    // Firefox has no transport stats; it flags the pair itself.
+    for (const s of stats.values()) if (s.type === 'candidate-pair' && s.selected) pair = s;
+  }
+  const local = pair && stats.get(pair.localCandidateId);
+  const remote = pair && stats.get(pair.remoteCandidateId);
+  if (!local || !remote) return null;
+  return local.candidateType === 'relay' || remote.candidateType === 'relay' ? 'relayed' : 'direct';
+}
 
 export class PeerLinks {
   /**
@@ -17,6 +44,7 @@ export class PeerLinks {
    *   the context (`{call}` or `{room}`) a signal belongs to, or null to ignore it
    * @param {(peer: object, ctx: object, stream: MediaStream) => void} hooks.track remote media arrived
    * @param {(peer: object, pc: RTCPeerConnection) => void} hooks.state a connection changed state
+   * @param {(peer: object, path: 'direct'|'relayed'|null) => void} hooks.path a live connection's path is known or changed
    */
   constructor(sb, hooks) {
     this.sb = sb;
@@ -26,6 +54,7 @@ export class PeerLinks {
     /** Local camera and microphone, while in a call or room. @type {MediaStream|null} */
     this.stream = null;
     this.chain = Promise.resolve();
+    this.pathTimer = null;
   }
 
   /** Opens camera and microphone (once); throws the getUserMedia error. */
@@ -57,8 +86,10 @@ export class PeerLinks {
   create(peer, ctx) {
     this.close(peer.id);
     const pc = new RTCPeerConnection({ iceServers: this.sb.iceServers });
+    pc.peer = peer;
     pc.ctx = ctx;
     pc.pending = [];
+    pc.path = null;
     if (this.stream) {
       for (const t of this.stream.getTracks()) pc.addTrack(t, this.stream);
     } else {
@@ -69,7 +100,10 @@ export class PeerLinks {
       if (e.candidate) this.sb.signal(peer.id, { ...ctx, candidate: e.candidate.toJSON() });
     };
     pc.ontrack = (e) => this.hooks.track(peer, ctx, e.streams[0] ?? new MediaStream([e.track]));
-    pc.onconnectionstatechange = () => this.hooks.state(peer, pc);
+    pc.onconnectionstatechange = () => {
+      this.hooks.state(peer, pc);
+      if (pc.connectionState === 'connected') this.checkPaths();
+    };
     this.pcs.set(peer.id, pc);
     return pc;
   }
@@ -86,6 +120,27 @@ export class PeerLinks {
   /** Closes every connection. */
   closeAll() {
     for (const id of [...this.pcs.keys()]) this.close(id);
+    clearTimeout(this.pathTimer);
+    this.pathTimer = null;
+  }
+
+  /**
+   * Reads the path of every connected connection and reports changes; runs
+   * again every PATH_CHECK_MS while any connection is up.
+   */
+  checkPaths() {
+    clearTimeout(this.pathTimer);
+    this.pathTimer = null;
+    const live = [...this.pcs].filter(([, pc]) => pc.connectionState === 'connected');
+    if (!live.length) return;
+    for (const [id, pc] of live) {
+      mediaPath(pc).then((path) => {
+        if (this.pcs.get(id) !== pc || pc.path === path) return; // replaced or closed meanwhile, or no change
+        pc.path = path;
+        this.hooks.path(pc.peer, path);
+      }).catch(() => {}); // closed while reading: nothing to report
+    }
+    this.pathTimer = setTimeout(() => this.checkPaths(), PATH_CHECK_MS);
   }
 
   /** Connects to `peer` by sending it an offer. */

@@ -203,6 +203,8 @@ test('mesh room: three tabs all connected to each other', async () => {
   for (const page of pages) {
     await waitConnected(page, 2);
     await waitVideo(page, 'video[data-testid="room-video"]', 2);
+    // Each member's tile shows the path of its media.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="room-path"][data-path="direct"]').length === 2);
   }
   await screenshot(pages[2], 'native-call-6-room');
   assert.match(await pages[0].getByTestId('call-state').innerText(), /ben-room/);
@@ -212,6 +214,27 @@ test('mesh room: three tabs all connected to each other', async () => {
   await waitConnected(pages[0], 1);
   await waitConnected(pages[1], 1);
   for (const p of pages) await p.close();
+});
+
+test('a call over loopback shows its media path as direct', async () => {
+  const jo = await openAs('jo');
+  const kim = await openAs('kim');
+  await jo.getByTestId('peer-kim').waitFor();
+  await jo.getByTestId('call-kim').click();
+  await kim.getByTestId('incoming').waitFor({ state: 'visible' });
+  await kim.getByTestId('accept-btn').click();
+  for (const page of [jo, kim]) {
+    await waitConnected(page, 1);
+    await page.locator('[data-testid="call-path"][data-path="direct"]').waitFor();
+    assert.equal(await page.getByTestId('call-path').innerText(), 'direct');
+  }
+  await screenshot(jo, 'native-call-8-path');
+
+  await jo.getByTestId('hangup-btn').click();
+  await assertState(kim, 'ended');
+  for (const page of [jo, kim]) assert.equal(await page.getByTestId('call-path').isVisible(), false);
+  await jo.close();
+  await kim.close();
 });
 
 async function assertState(page, expected) {
