@@ -1,9 +1,10 @@
 // app.js: the built-in call app's page logic. Pick a name, see who is
 // online, call someone (1:1) or meet in a room (a mesh of up to `room_max`
-// peers). Signaling goes through switchboard.js, and media and
-// RTCPeerConnections through peers.js. Whoever starts sends the offers: the
-// caller once `accepted`, a newcomer to each room member, a reloaded page to
-// its partners. Each remote video shows whether its media goes direct or
+// peers). A room is shared as a link, `/?room=NAME`, which joins that room
+// once a name is chosen. Signaling goes through switchboard.js, and media
+// and RTCPeerConnections through peers.js. Whoever starts sends the offers:
+// the caller once `accepted`, a newcomer to each room member, a reloaded page
+// to its partners. Each remote video shows whether its media goes direct or
 // through a TURN relay.
 //
 // Everything the page shows is in `state`, changed only by the small
@@ -26,6 +27,8 @@ const state = {
   joining: null, // the room a join request is out for
   room: null, // {name, members: Map(id -> {id, name})}
   remotes: new Map(), // peer id -> {connection, path, stream}: media from a call partner or room member
+  linkedRoom: new URLSearchParams(location.search).get('room') || null, // from a room link, until tried
+  copy: 'idle', // the copy-link button: 'idle', 'copied', or 'select' (no clipboard: the link is selected)
   callState: 'idle',
   status: 'Ready',
   error: null,
@@ -39,6 +42,13 @@ const links = new PeerLinks(sb, {
 });
 
 const nameOf = (peer) => peer?.name || peer?.id || 'someone';
+
+/** The link that opens this app in `room` (the address itself when `room` is null). */
+function roomLink(room) {
+  const url = new URL('/', location.href);
+  if (room) url.searchParams.set('room', room);
+  return url.href;
+}
 
 // ---------- state changes ----------
 
@@ -97,6 +107,7 @@ function setJoining(room) {
 function setRoom(name, members) {
   state.room = { name, members: new Map(members.map((m) => [m.id, m])) };
   state.joining = null;
+  state.copy = 'idle';
   saveSession();
   setRoomStatus();
 }
@@ -115,6 +126,16 @@ function removeMember(id) {
 function setRoomStatus() {
   const names = [...state.room.members.values()].map(nameOf);
   setStatus('room', `In room "${state.room.name}"${names.length ? ` with ${names.join(', ')}` : ' (waiting for others)'}`);
+}
+
+function setLinkedRoom(room) {
+  state.linkedRoom = room;
+  render();
+}
+
+function setCopy(copy) {
+  state.copy = copy;
+  render();
 }
 
 /** Records what a media connection shows: `{connection}` state, `{path}`, `{stream}`. */
@@ -169,6 +190,8 @@ function toggle(kind) {
 // ---------- rendering ----------
 
 const CONN_TEXT = { open: 'online', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline', idle: 'offline' };
+const COPY_TEXT = { idle: 'Copy link', copied: 'Copied', select: 'Press Ctrl+C to copy' };
+const COPIED_MS = 2000; // how long the button says "Copied"
 const PATH_TITLE = {
   direct: 'Media goes straight between you and them (peer to peer).',
   relayed: 'Media goes through a TURN relay server.',
@@ -204,6 +227,9 @@ function render() {
   $('room-input').disabled = busy;
   if (state.room) $('room-input').value = state.room.name;
   $('room-leave').hidden = !state.room;
+  $('room-share').hidden = !state.room;
+  $('room-link').value = state.room ? roomLink(state.room.name) : '';
+  $('copy-link').textContent = COPY_TEXT[state.copy];
 
   const callState = $('call-state');
   callState.textContent = state.status;
@@ -224,6 +250,10 @@ function render() {
   $('incoming-from').textContent = state.incoming ? nameOf(state.incoming.from) : '';
   if (state.incoming && !dialog.open) dialog.showModal();
   if (!state.incoming && dialog.open) dialog.close();
+
+  // The address bar shows the room's link, ready to be shared.
+  const address = roomLink(state.room?.name ?? state.joining ?? state.linkedRoom);
+  if (address !== location.href) history.replaceState(null, '', address);
 }
 
 /**
@@ -451,6 +481,19 @@ async function joinRoom(name, resuming = false) {
   }
 }
 
+/** Joins the room of the link this page was opened with, once there is a name. */
+function joinLinkedRoom() {
+  const room = state.linkedRoom;
+  if (!room || !sb.name) return;
+  setLinkedRoom(null);
+  if (state.room?.name === room) return;
+  if (state.call || state.room || state.incoming || state.joining) {
+    showError(`You are busy; to join room "${room}" from the link, hang up or leave first and join it by name.`);
+    return;
+  }
+  joinRoom(room);
+}
+
 async function leaveRoom() {
   const room = state.room;
   if (!room) return;
@@ -466,6 +509,19 @@ function onJoined({ room, peer }) {
 function onLeft({ room, peer }) {
   if (state.room?.name !== room) return;
   removeMember(peer.id);
+}
+
+async function copyRoomLink() {
+  if (!state.room) return;
+  try {
+    await navigator.clipboard.writeText(roomLink(state.room.name));
+    setCopy('copied');
+    setTimeout(() => { if (state.copy === 'copied') setCopy('idle'); }, COPIED_MS);
+  } catch {
+    // No clipboard (plain HTTP on another host, or refused): select the link for Ctrl+C.
+    $('room-link').select();
+    setCopy('select');
+  }
 }
 
 // ---------- session: presence, reload, resume ----------
@@ -493,7 +549,7 @@ async function restore(welcome) {
   if (!welcome.resumed) {
     if (saved.call || saved.room) showError('Your previous session expired; the call or room was left.');
     try { sessionStorage.removeItem(APP_KEY); } catch { /* storage blocked */ }
-    return;
+    return; // a lost name is claimed again by switchboard.js: see the `name` event
   }
   if (saved.call?.id) {
     await startMedia();
@@ -503,12 +559,16 @@ async function restore(welcome) {
   } else if (saved.room) {
     await joinRoom(saved.room, true);
   }
+  joinLinkedRoom();
 }
 
 sb.on('state', ({ state: s }) => setConn(s));
 sb.on('online', ({ peer }) => addPeer(peer));
 sb.on('offline', ({ peer }) => removePeer(peer.id));
-sb.on('name', () => refreshPeers());
+sb.on('name', () => {
+  refreshPeers();
+  joinLinkedRoom();
+});
 sb.on('ring', onRing);
 sb.on('accepted', onAccepted);
 sb.on('rejected', onRejected);
@@ -546,6 +606,7 @@ $('name-form').onsubmit = async (e) => {
     setPeers(peers);
     showError(null);
     setStatus('idle', 'Ready');
+    joinLinkedRoom();
   } catch (err) {
     showError(err.code === 'name_taken' ? `The name "${name}" is taken; choose another.` : err.message);
   } finally {
@@ -558,6 +619,7 @@ $('room-form').onsubmit = (e) => {
   if (room && !state.room && !state.call) joinRoom(room);
 };
 $('room-leave').onclick = () => leaveRoom();
+$('copy-link').onclick = () => copyRoomLink();
 $('hangup-btn').onclick = () => hangupOrLeave();
 $('accept-btn').onclick = () => acceptIncoming();
 $('reject-btn').onclick = () => rejectIncoming();

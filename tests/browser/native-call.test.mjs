@@ -1,9 +1,9 @@
 //! Real-browser test of the built-in call app over the native protocol:
 //! two tabs choose names, A calls B, B accepts, media flows both ways, A hangs
-//! up and both tabs show the end; then three tabs meet in a mesh room. The
-//! tests see the app's state only as the page shows it, and its
-//! RTCPeerConnections through an init script of their own
-//! (lib/peer-connections.mjs).
+//! up and both tabs show the end; then three tabs meet in a mesh room, and
+//! two tabs meet through a room link. The tests see the app's state only as
+//! the page shows it, and its RTCPeerConnections through an init script of
+//! their own (lib/peer-connections.mjs).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -235,6 +235,41 @@ test('a call over loopback shows its media path as direct', async () => {
   for (const page of [jo, kim]) assert.equal(await page.getByTestId('call-path').isVisible(), false);
   await jo.close();
   await kim.close();
+});
+
+test('a room link opens the app in that room, and a second tab with it joins', async () => {
+  const link = `${env.server.url}/?room=r1`;
+  const lea = await openAs('lea', link);
+  await assertState(lea, 'room');
+  assert.match(await lea.getByTestId('call-state').innerText(), /^In room "r1"/);
+
+  // The link to share is shown, and the copy button copies that.
+  assert.equal(await lea.getByTestId('room-link').inputValue(), link);
+  await lea.evaluate(() => {
+    // A stand-in clipboard: headless Chromium has no real one without a permission.
+    Object.defineProperty(navigator, 'clipboard', { value: { writeText: async (text) => { window.copied = text; } } });
+  });
+  await lea.getByTestId('copy-link').click();
+  assert.equal(await lea.evaluate(() => window.copied), link);
+
+  const max = await openAs('max', link);
+  await assertState(max, 'room');
+  for (const page of [lea, max]) {
+    await waitConnected(page, 1);
+    await waitVideo(page, 'video[data-testid="room-video"]', 1);
+    await page.locator('[data-testid="room-path"][data-path="direct"]').waitFor();
+  }
+  assert.match(await lea.getByTestId('call-state').innerText(), /with max/);
+  assert.match(await max.getByTestId('call-state').innerText(), /with lea/);
+  await screenshot(max, 'native-call-9-room-link');
+
+  // Leaving takes the room out of the address, so a reload does not rejoin.
+  await max.getByTestId('room-leave').click();
+  await assertState(max, 'ended');
+  assert.equal(max.url(), env.server.url + '/');
+  await waitConnected(lea, 0);
+  await lea.close();
+  await max.close();
 });
 
 async function assertState(page, expected) {
