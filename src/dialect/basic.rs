@@ -1,4 +1,4 @@
-//! The `basic` dialect: peterforgacs/web-rtc `basic/` (protocols.md §1.2), a
+//! The `basic` dialect: peterforgacs/web-rtc `basic/` (docs/dialects/basic.md), a
 //! pure relay by name over a raw WebSocket: `login`, `offer`, `answer`,
 //! `candidate`, `leave`, `message`, each a JSON object with a `type`.
 //!

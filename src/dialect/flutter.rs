@@ -1,5 +1,5 @@
 //! The `flutter` dialect: VertexChat's signalling server (flutter-webrtc-demo
-//! style), spoken by the VertexChat Flutter app. Spec: protocols.md §4.
+//! style), spoken by the VertexChat Flutter app. Spec: docs/dialects/flutter.md.
 //!
 //! Frames are `{"type": .., "data": ..}`. `new` puts the connection on the
 //! peers list with its profile and sends the whole list to everyone listed;

@@ -111,7 +111,7 @@ pub enum DialectKind {
     #[serde(rename = "one2one")]
     #[value(name = "one2one")]
     One2one,
-    /// Robert Bunch's socket.io v4 offer board (protocols.md section 2).
+    /// Robert Bunch's socket.io v4 offer board (docs/dialects/offers.md).
     Offers,
 }
 

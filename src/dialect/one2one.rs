@@ -1,4 +1,4 @@
-//! The `one2one` dialect: lotas/webrtc-signal-sample (protocols.md §3), a
+//! The `one2one` dialect: lotas/webrtc-signal-sample (docs/dialects/one2one.md), a
 //! Kurento-one2one-style register/call protocol over a raw WebSocket at
 //! `/call`; each frame is a JSON object with an `id`.
 //!
