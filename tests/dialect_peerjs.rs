@@ -229,12 +229,27 @@ async fn offline_queue_delivers_in_order_on_connect() {
     assert_eq!(s.running.hub.read(|h| h.census().held), 0);
 }
 
+/// Waits until the server holds `n` messages for absent ids.
+async fn until_held(server: &TestServer, n: usize) {
+    for _ in 0..500 {
+        if server.running.hub.read(|h| h.census().held) == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("the server never held {n} messages: {}", server.running.hub.read(|h| h.census().held));
+}
+
 #[tokio::test]
 async fn held_messages_expire_with_one_expire_to_the_sender() {
-    let s = server(|c| c.peerjs.expire_timeout = Duration::from_millis(100)).await;
+    let s = server(|c| c.peerjs.expire_timeout = Duration::from_secs(5)).await;
     let mut a = open(&s, "alice", "ta").await;
     a.send_text(r#"{"type":"OFFER","dst":"ghost","payload":{}}"#).await;
     a.send_text(r#"{"type":"CANDIDATE","dst":"ghost","payload":{}}"#).await;
+    until_held(&s, 2).await;
+    common::fast_forward(Duration::from_millis(4900)).await;
+    a.expect_silence(Duration::from_millis(50)).await;
+    common::fast_forward(Duration::from_millis(100)).await;
     assert_eq!(a.recv_text().await, r#"{"type":"EXPIRE","src":"ghost","dst":"alice"}"#);
     a.expect_silence(Duration::from_millis(600)).await;
     // Expired messages are gone: a late ghost gets nothing.
@@ -299,13 +314,16 @@ async fn open_retrying(server: &TestServer, id: &str, token: &str) -> Client {
 
 #[tokio::test]
 async fn a_peer_that_never_returns_makes_senders_get_leave() {
-    let s = server(|c| c.grace = Duration::from_millis(200)).await;
+    let s = server(|c| c.grace = Duration::from_secs(30)).await;
     let mut b = open(&s, "bob", "tb").await;
     let a = open(&s, "alice", "ta").await;
     a.drop_abruptly().await;
     until_away(&s, "alice").await;
     b.send_text(r#"{"type":"OFFER","dst":"alice","payload":1}"#).await;
     b.send_text(r#"{"type":"CANDIDATE","dst":"alice","payload":2}"#).await;
+    common::fast_forward(Duration::from_secs(29)).await;
+    b.expect_silence(Duration::from_millis(100)).await;
+    common::fast_forward(Duration::from_secs(1)).await;
     assert_eq!(b.recv_text().await, r#"{"type":"LEAVE","src":"alice","dst":"bob"}"#);
     b.expect_silence(Duration::from_millis(300)).await;
 }

@@ -1,6 +1,6 @@
 //! Lifecycle: graceful shutdown closes every open socket with a notice and
 //! code 1012, both through `Running::shutdown` and through SIGTERM to the
-//! built binary.
+//! built binary; the keep-alive finds a client that vanished.
 
 mod common;
 
@@ -53,4 +53,26 @@ async fn sigterm_closes_sockets_with_1012_and_exits_zero() {
     told_to_reconnect(&mut c).await;
     let status = tokio::task::spawn_blocking(move || bin.wait_exit()).await.unwrap();
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// A client that vanished without closing (alive TCP, nothing read, no pong)
+/// is found by the keep-alive: dropped once silent for the idle timeout,
+/// kept for its resume grace; a client that keeps talking stays.
+#[tokio::test]
+async fn a_silent_client_is_dropped_by_the_heartbeat_and_a_talking_one_stays() {
+    let server = TestServer::native().await;
+    let idle = switchboard::transport::ws::ConnLimits::default().idle_timeout;
+    let (mut talking, _) = server.client().await;
+    let (frozen, _) = server.client().await;
+    common::fast_forward(idle / 2).await;
+    talking.send(&json!({"type": "ping", "ref": 1})).await;
+    assert_eq!(talking.recv_type("pong").await["ref"], 1);
+    assert_eq!(server.metric("switchboard_peers_away").await, 0.0);
+    common::fast_forward(idle / 2 + Duration::from_secs(1)).await;
+    server.wait_metric("switchboard_peers_away", |v| v == 1.0).await;
+    talking.send(&json!({"type": "ping", "ref": 2})).await;
+    assert_eq!(talking.recv_type("pong").await["ref"], 2, "the talking client is still connected");
+    assert_eq!(server.metric("switchboard_connections").await, 1.0);
+    drop(frozen);
+    server.running.shutdown().await;
 }

@@ -173,9 +173,12 @@ async fn callee_hangs_up_and_the_call_is_gone() {
 
 #[tokio::test]
 async fn unanswered_call_times_out_for_both_sides() {
-    let server = TestServer::with(|c| c.ring_timeout = Duration::from_millis(300)).await;
+    let server = TestServer::with(|c| c.ring_timeout = Duration::from_secs(30)).await;
     let (mut alice, _, mut bob, bob_id) = pair(&server).await;
     let call = ring(&mut alice, &mut bob, &bob_id).await;
+    common::fast_forward(Duration::from_secs(29)).await;
+    alice.expect_silence(Duration::from_millis(500)).await;
+    common::fast_forward(Duration::from_secs(1)).await;
     let ended = json!({"type": "ended", "call": call, "reason": "timeout"});
     assert_eq!(alice.recv_type("ended").await, ended);
     assert_eq!(bob.recv_type("ended").await, ended);
@@ -211,12 +214,15 @@ async fn partner_closing_cleanly_ends_the_call_as_disconnected() {
 
 #[tokio::test]
 async fn partner_dropping_is_away_then_gone_after_grace() {
-    let server = TestServer::with(|c| c.grace = Duration::from_secs(1)).await;
+    let server = TestServer::with(|c| c.grace = Duration::from_secs(30)).await;
     let (mut alice, _, mut bob, bob_id) = pair(&server).await;
     let call = in_call(&mut alice, &mut bob, &bob_id).await;
     bob.drop_abruptly().await;
     assert_eq!(alice.recv_type("away").await, json!({"type": "away", "call": call, "peer": bob_id}));
     assert_eq!(server.metric("switchboard_peers_away").await, 1.0);
+    common::fast_forward(Duration::from_secs(29)).await;
+    assert_eq!(server.metric("switchboard_peers_away").await, 1.0, "still within its grace");
+    common::fast_forward(Duration::from_secs(1)).await;
     let (skipped, ended) = until(&mut alice, "ended").await;
     assert_eq!(ended, json!({"type": "ended", "call": call, "reason": "disconnected"}));
     assert_eq!(skipped, ["offline"]);

@@ -81,7 +81,7 @@ async fn dropped_peer_resumes_with_id_name_rooms_call_and_every_signal_in_order(
 
 #[tokio::test]
 async fn after_grace_the_queue_is_dropped_senders_are_told_and_the_token_is_dead() {
-    let server = TestServer::with(|c| c.grace = Duration::from_secs(1)).await;
+    let server = TestServer::with(|c| c.grace = Duration::from_secs(30)).await;
     let (mut alice, _) = server.named("alice").await;
     let (mut bob, welcome) = server.client().await;
     let bob_id = welcome["id"].as_str().unwrap().to_string();
@@ -96,6 +96,7 @@ async fn after_grace_the_queue_is_dropped_senders_are_told_and_the_token_is_dead
         alice.send(&json!({"type": "signal", "to": bob_id, "ref": format!("r{i}"), "data": {"i": i}})).await;
         assert_eq!(alice.recv_type("ok").await["queued"], true);
     }
+    common::fast_forward(Duration::from_secs(30)).await;
     let mut told = Vec::new();
     while told.len() < 3 {
         let f = alice.recv().await;

@@ -215,11 +215,11 @@ impl PeerJs {
     /// EXPIRE (not claimed in time, or no room to hold them) or LEAVE (the
     /// recipient went away for good). Repeats within a second are dropped.
     fn notice(&mut self, expired: bool, about: Name, ctx: &mut Ctx<'_>) {
-        let now = Instant::now();
+        let now = ctx.now;
         if let Some((e, who, at)) = &self.last_notice
             && *e == expired
             && *who == about
-            && now.duration_since(*at) < Duration::from_secs(1)
+            && now.saturating_duration_since(*at) < Duration::from_secs(1)
         {
             return;
         }

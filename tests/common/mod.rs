@@ -18,6 +18,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 /// How long a test waits for an expected frame before failing.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// Moves the clock the server reads (Tokio's) forward by `by` at once,
+/// firing every timer due meanwhile, then lets time run on for real. For
+/// timeouts (ring, grace, expiry, keep-alive) without waiting for them. The
+/// clock is paused only for the jump: with a paused clock Tokio also jumps
+/// whenever it is idle, before loopback sockets have delivered, so sockets
+/// are used in real time.
+pub async fn fast_forward(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
+
 /// A running server for one test.
 pub struct TestServer {
     pub running: Running,
