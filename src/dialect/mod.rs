@@ -13,6 +13,9 @@ pub mod one2one;
 pub mod peerjs;
 pub mod wire;
 
+#[cfg(test)]
+mod port_tests;
+
 use std::borrow::Cow;
 use std::time::Instant;
 
