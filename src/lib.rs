@@ -2,21 +2,36 @@
 //!
 //! # Layout
 //! - [`hub`]: peers, names, rooms, calls and queues as a pure, synchronous
-//!   state machine. No I/O, no wire format.
-//! - [`handle`]: the hub behind one lock, plus each connection's bounded
-//!   outbox; turns hub outputs into channel sends.
-//! - [`dialect`]: one module per wire protocol, translating frames to hub
-//!   commands and hub events to frames. No I/O.
-//! - [`transport`]: sockets: the WebSocket connection loop and its limits;
-//!   socket.io (via socketioxide) for the `offers` dialect; TLS.
-//! - [`routes`]: HTTP routes per dialect (call app and `/ws` for native) and
-//!   the operational ones (`/healthz`, `/metrics`, `--static`).
-//! - [`server`]: listeners, lifecycle, graceful shutdown. [`config`]: settings.
+//!   state machine. No I/O, no wire format; time is an input.
+//! - [`port`]: the hub port, `HubPort`, the one way a dialect reaches the
+//!   hub: dispatch a command, and a few named questions (who holds a name,
+//!   who is in a room, which names are taken). Dialects never see hub state.
+//! - [`local_hub`]: `LocalHub`, this process's hub behind one lock plus each
+//!   connection's bounded [`outbox`]; implements the port and turns hub
+//!   outputs into outbox sends. A cluster-aware hub stands behind the same
+//!   port later.
+//! - [`dialect`]: one module per wire protocol, all of that protocol in it
+//!   (registration, events, quirks, refusal frames), translating frames to
+//!   hub commands and hub events to frames. No I/O. Shared wire helpers in
+//!   [`dialect::wire`]; specifications in `docs/dialects/`.
+//! - [`admission`]: the one decision whether a request may enter (every
+//!   WebSocket, the socket.io handshake, HTTP endpoints that reveal state).
+//! - [`transport`]: sockets: the WebSocket upgrade and connection loop with
+//!   the limits every dialect shares; socket.io (via socketioxide) for the
+//!   `offers` dialect; TLS. Moves frames, enforces limits, no protocol.
+//! - [`routes`]: map URLs to dialects (through admission), plus the
+//!   operational routes (`/healthz`, `/metrics`, `--static`).
+//! - [`app`]: what every route of a listener can reach; [`server`]:
+//!   listeners, lifecycle, graceful shutdown; [`config`]: settings;
+//!   [`clock`]: the (pausable) time the I/O side hands in.
 //!
 //! # Data path of one signal
-//! socket → `transport::ws` → `Protocol::received` (parse) →
-//! `LocalHub::dispatch` → `Hub::handle` (route) → outbox of the target →
-//! its `transport::ws` loop → `Protocol::deliver` (encode) → its socket.
+//! socket → transport (`transport::ws` reads a frame, checks size and rate)
+//! → dialect (`Protocol::received` parses it into a `Command`) → hub port
+//! (`HubPort::dispatch`) → hub (`Hub::handle` routes it to a `Delivery`)
+//! → outbox of the target (`LocalHub::flush`) → transport (the target's
+//! connection loop takes the event) → dialect (`Protocol::deliver` encodes
+//! it) → socket.
 
 pub mod admission;
 pub mod app;
