@@ -25,7 +25,7 @@
 
 use super::wire::{self, js_string, json_object, json_str, str_field};
 use super::{Ctx, Protocol};
-use crate::hub::{Command, Event, HubError, Name, Reply, Target};
+use crate::hub::{Event, Name, Reply, Target};
 
 /// One `basic` connection.
 #[derive(Debug, Default)]
@@ -70,31 +70,15 @@ impl Basic {
     }
 
     fn login(&mut self, name: Option<String>, ctx: &mut Ctx<'_>) {
-        let Some(name) = name else {
-            // The original would register the name "undefined"; we refuse.
-            tracing::debug!("login without a string name: refused");
-            ctx.hub.metrics().error("bad_request");
-            ctx.send(LOGIN_TAKEN.into());
-            return;
-        };
         // `users[name]` exists, even when it is this very connection.
-        if ctx.hub.holder(ctx.space, &name).is_some() {
-            ctx.hub.metrics().error("name_taken");
-            ctx.send(LOGIN_TAKEN.into());
-            return;
-        }
-        match ctx.dispatch(Command::Claim { name: Name::from(name.as_str()), exclusive: true }) {
-            Ok(_) => {
+        match wire::claim_exclusive(ctx, name.as_deref()) {
+            Some(name) => {
                 // Quirk of `basic`: a connection may log in several times under
                 // different names; all stay mapped to it, the latest is its own.
-                self.name = Some(Name::from(name));
+                self.name = Some(name);
                 ctx.send(LOGIN_OK.into());
             }
-            Err(HubError::NameTaken(_)) => ctx.send(LOGIN_TAKEN.into()),
-            Err(e) => {
-                tracing::warn!(peer = %ctx.peer, error = %e, "login failed");
-                ctx.send(LOGIN_TAKEN.into());
-            }
+            None => ctx.send(LOGIN_TAKEN.into()),
         }
     }
 

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use super::wire::{self, Fields, json_object, json_str, str_field};
 use super::{Ctx, Protocol};
-use crate::hub::{Command, Event, Name, Payload, PeerId, Target};
+use crate::hub::{Event, Name, Payload, PeerId, Target};
 
 /// The original's per-user call state that other connections touch.
 #[derive(Debug, Default)]
@@ -98,28 +98,14 @@ fn send_to(ctx: &mut Ctx<'_>, to: PeerId, kind: &str, frame: String) {
 
 impl One2one {
     fn register(&mut self, name: Option<String>, ctx: &mut Ctx<'_>) {
-        let Some(name) = name else {
-            tracing::debug!("register without a string name: rejected");
-            ctx.hub.metrics().error("bad_request");
-            ctx.send(REGISTER_REJECTED.into());
-            return;
-        };
         // No empty-name check, as in the original. A name this connection
         // already holds is "already registered" too.
-        if lookup(ctx, Some(&name)).is_some() {
-            ctx.hub.metrics().error("name_taken");
-            ctx.send(REGISTER_REJECTED.into());
-            return;
-        }
-        match ctx.dispatch(Command::Claim { name: Name::from(name.as_str()), exclusive: true }) {
-            Ok(_) => {
-                self.name = Some(Name::from(name));
+        match wire::claim_exclusive(ctx, name.as_deref()) {
+            Some(name) => {
+                self.name = Some(name);
                 ctx.send(REGISTER_OK.into());
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "register refused");
-                ctx.send(REGISTER_REJECTED.into());
-            }
+            None => ctx.send(REGISTER_REJECTED.into()),
         }
     }
 

@@ -68,6 +68,31 @@ pub fn js_string(raw: Option<&RawValue>) -> String {
     }
 }
 
+/// A registration by name as the relay originals do it (`basic`'s `login`,
+/// `one2one`'s `register`): the name must be a string, and a name held by
+/// anyone, this connection included, is taken. On success the connection
+/// holds the name exclusively. Refusals are counted and logged.
+pub fn claim_exclusive(ctx: &Ctx<'_>, name: Option<&str>) -> Option<Name> {
+    let Some(name) = name else {
+        // The originals would register the name "undefined"; we refuse.
+        tracing::debug!("registration without a string name: refused");
+        ctx.hub.metrics().error("bad_request");
+        return None;
+    };
+    if ctx.hub.holder(ctx.space, name).is_some() {
+        ctx.hub.metrics().error("name_taken");
+        return None;
+    }
+    let name = Name::from(name);
+    match ctx.dispatch(Command::Claim { name: name.clone(), exclusive: true }) {
+        Ok(_) => Some(name),
+        Err(e) => {
+            tracing::debug!(peer = %ctx.peer, error = %e, "name claim refused");
+            None
+        }
+    }
+}
+
 /// Relays `payload` to `to` as a signal of `kind`, dropped without a word
 /// when nobody is there. `None` when the hub refused it (logged).
 pub fn relay(ctx: &Ctx<'_>, to: Target, kind: &str, payload: Payload) -> Option<Reply> {
