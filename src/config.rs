@@ -114,6 +114,18 @@ pub struct ServeArgs {
     /// Most members of a room (mesh call) [default: 4].
     #[arg(long, env = "SWITCHBOARD_ROOM_MAX")]
     pub room_max: Option<usize>,
+    /// Bytes waiting for one client before whoever sends to it must wait
+    /// (it may hold twice this) [default: 1048576].
+    #[arg(long, env = "SWITCHBOARD_QUEUE_BYTES", value_name = "BYTES")]
+    pub queue_bytes: Option<usize>,
+    /// Bytes waiting for all clients together, past which sends are refused
+    /// [default: 1073741824].
+    #[arg(long, env = "SWITCHBOARD_QUEUE_TOTAL_BYTES", value_name = "BYTES")]
+    pub queue_total_bytes: Option<usize>,
+    /// Seconds a client's full queue may go unread before it is closed as
+    /// too slow [default: 10].
+    #[arg(long, env = "SWITCHBOARD_SLOW_AFTER", value_name = "SECS")]
+    pub slow_after: Option<u64>,
     /// socket.io client bundle served at /socket.io/socket.io.js (`offers`);
     /// by default node_modules/socket.io-client is searched in --static and
     /// the current directory.
@@ -237,6 +249,9 @@ pub struct FileConfig {
     grace: Option<u64>,
     ring_timeout: Option<u64>,
     room_max: Option<usize>,
+    queue_bytes: Option<usize>,
+    queue_total_bytes: Option<usize>,
+    slow_after: Option<u64>,
     shutdown_deadline: Option<u64>,
     socketio_client: Option<PathBuf>,
     /// Settings of the peerjs dialect (`[peerjs]`).
@@ -347,8 +362,14 @@ pub struct Config {
     pub ring_timeout: Duration,
     /// Most members of a room.
     pub room_max: usize,
-    /// Events one connection may have unread before it is dropped.
-    pub outbox: usize,
+    /// Bytes waiting for one client before its senders must wait.
+    pub queue_bytes: usize,
+    /// Bytes waiting for all clients together.
+    pub queue_total_bytes: usize,
+    /// How long a full queue may go unread before its client is dropped.
+    pub slow_after: Duration,
+    /// Events kept for a dropped peer until it resumes.
+    pub away_queue: usize,
     /// How long shutdown waits for connections to close.
     pub shutdown_deadline: Duration,
     /// Settings of the peerjs dialect.
@@ -371,7 +392,10 @@ impl Default for Config {
             grace: Duration::from_secs(30),
             ring_timeout: Duration::from_secs(30),
             room_max: 4,
-            outbox: OUTBOX_CAP,
+            queue_bytes: 1 << 20,
+            queue_total_bytes: 1 << 30,
+            slow_after: Duration::from_secs(10),
+            away_queue: OUTBOX_CAP,
             shutdown_deadline: Duration::from_secs(5),
             peerjs: PeerjsConfig::default(),
             socketio_client: None,
@@ -445,7 +469,10 @@ impl Config {
             grace: secs(args.grace, file.grace, d.grace),
             ring_timeout: secs(args.ring_timeout, file.ring_timeout, d.ring_timeout),
             room_max: args.room_max.or(file.room_max).unwrap_or(d.room_max),
-            outbox: d.outbox,
+            queue_bytes: args.queue_bytes.or(file.queue_bytes).unwrap_or(d.queue_bytes),
+            queue_total_bytes: args.queue_total_bytes.or(file.queue_total_bytes).unwrap_or(d.queue_total_bytes),
+            slow_after: secs(args.slow_after, file.slow_after, d.slow_after),
+            away_queue: d.away_queue,
             shutdown_deadline: secs(args.shutdown_deadline, file.shutdown_deadline, d.shutdown_deadline),
             peerjs: PeerjsConfig::from_args(&args.peerjs, &file.peerjs)?,
             socketio_client: args.socketio_client.clone().or(file.socketio_client.clone()),

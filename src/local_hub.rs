@@ -2,8 +2,14 @@
 //!
 //! The only place where hub outputs meet channels. Every public method locks
 //! once, applies the hub, pushes the resulting deliveries with `try_send`
-//! (never awaiting under the lock) and returns. A full outbox means a slow
-//! consumer: it is kicked, and what it did not read waits for its resume.
+//! (never awaiting under the lock) and returns.
+//!
+//! Flow control: outboxes are bounded in bytes ([`Flow`]). A delivery that
+//! takes an outbox past its budget makes the *sender* wait (its connection
+//! stops reading until the receiver has room: [`Pressure`]); a receiver is
+//! closed as a slow consumer only when its outbox stays over budget with no
+//! event taken for `slow_after`, and what it did not read waits for its
+//! resume. An outbox at its hard bound refuses, and the sender is told.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -14,11 +20,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock;
 use crate::hub::{
-    Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerInfo, PeerOpts, Reply, SpaceId,
+    Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerInfo, PeerOpts, Reply, SpaceId, Target,
+    Undelivered,
 };
 use crate::metrics::Metrics;
 use crate::outbox;
-use crate::port::HubPort;
+use crate::outbox::{Budget, Fill};
+use crate::port::{HubPort, Pressure};
 
 /// Why the server ends a connection on its own: the alarm of its outbox.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -123,6 +131,13 @@ struct State {
     closing: bool,
     /// Reused for each command's deliveries (no allocation per message).
     scratch: Vec<Delivery>,
+    /// Peers whose outbox went over its budget: since when, and how many
+    /// events their connection had taken then. One that takes none for
+    /// `slow_after` while still over is a slow consumer (see [`LocalHub::tick`]).
+    congested: FxHashMap<PeerId, (Instant, u64)>,
+    /// Connections closed as slow that have not yet handed back what they
+    /// were writing: a successor's outbox waits for that (see `take_over`).
+    handback: FxHashMap<PeerId, u64>,
 }
 
 #[derive(Debug)]
@@ -130,8 +145,27 @@ struct Shared {
     /// Std mutex: nothing awaits while holding it.
     state: Mutex<State>,
     metrics: Metrics,
-    /// Events one connection may have unread before it counts as slow.
-    outbox_cap: usize,
+    /// Bytes each outbox may hold (and all of them together).
+    budget: Budget,
+    /// How long an outbox may stay over its budget with no event taken
+    /// before its connection is closed as a slow consumer.
+    slow_after: Duration,
+}
+
+/// How [`LocalHub`] bounds what waits for connections.
+#[derive(Clone, Debug)]
+pub struct Flow {
+    /// Bytes per outbox, and in all outboxes together.
+    pub budget: Budget,
+    /// How long a full outbox may make no progress before its connection
+    /// counts as a slow consumer.
+    pub slow_after: Duration,
+}
+
+impl Default for Flow {
+    fn default() -> Self {
+        Flow { budget: Budget::per_queue(1 << 20), slow_after: Duration::from_secs(10) }
+    }
 }
 
 /// Cheap-to-clone handle on the hub, shared by every connection.
@@ -142,15 +176,23 @@ pub struct LocalHub {
 
 impl LocalHub {
     /// A handle on a fresh hub.
-    pub fn new(limits: Limits, outbox_cap: usize) -> LocalHub {
+    pub fn new(limits: Limits, flow: Flow) -> LocalHub {
         let state = State {
             hub: Hub::new(limits),
             outboxes: FxHashMap::default(),
             next_conn: 0,
             closing: false,
             scratch: Vec::new(),
+            congested: FxHashMap::default(),
+            handback: FxHashMap::default(),
         };
-        LocalHub { shared: Arc::new(Shared { state: Mutex::new(state), metrics: Metrics::default(), outbox_cap }) }
+        let shared = Shared {
+            state: Mutex::new(state),
+            metrics: Metrics::default(),
+            budget: flow.budget,
+            slow_after: flow.slow_after,
+        };
+        LocalHub { shared: Arc::new(shared) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -184,24 +226,19 @@ impl LocalHub {
         let Handover { token, resumed, waiting } = handover;
         let old = st.outboxes.remove(&peer);
         let earlier = old.as_ref().map(|o| o.tx.take_queued()).unwrap_or_default();
-        // Both may hold more than an outbox (each bounded): size this first
-        // outbox to take all of it, so nothing waiting is lost.
-        let cap = self.shared.outbox_cap.max(earlier.len() + waiting.len());
-        let (tx, rx) = outbox::channel(cap);
+        let (tx, rx) = outbox::channel(self.shared.budget.clone());
         if st.closing {
             tx.alarm(KickReason::Shutdown);
         }
-        if old.is_some() {
+        if old.is_some() || st.handback.contains_key(&peer) {
             tx.hold();
         }
         st.next_conn += 1;
         let heard = Heard::new(now);
         let conn = Connection { tx, heard: heard.clone(), conn: st.next_conn };
         let att = Attachment { peer, space, conn: conn.conn, rx, heard, token, resumed };
-        for event in earlier.into_iter().chain(waiting) {
-            // Cannot fail: the channel is new, empty and big enough.
-            let _ = conn.tx.try_send(event);
-        }
+        // Both were accepted once (each bounded): the new outbox takes all.
+        conn.tx.refill(earlier.into_iter().chain(waiting));
         st.outboxes.insert(peer, conn);
         if let Some(old) = old {
             old.tx.alarm(KickReason::Replaced);
@@ -266,7 +303,13 @@ impl LocalHub {
     }
 
     /// Applies a command from `from` and sends what results.
-    pub fn dispatch(&self, from: PeerId, cmd: Command, now: Instant) -> Result<Reply, HubError> {
+    pub fn dispatch(
+        &self,
+        from: PeerId,
+        cmd: Command,
+        now: Instant,
+        pressure: &mut Pressure,
+    ) -> Result<Reply, HubError> {
         let relay = matches!(cmd, Command::Signal { .. } | Command::Broadcast { .. });
         let mut st = self.lock();
         let mut out = std::mem::take(&mut st.scratch);
@@ -274,7 +317,7 @@ impl LocalHub {
         if relay {
             self.shared.metrics.relayed(out.len());
         }
-        self.flush(&mut st, &mut out, now);
+        self.flush_from(&mut st, &mut out, now, Some(pressure));
         st.scratch = out;
         drop(st);
         if let Err(e) = &reply {
@@ -294,6 +337,9 @@ impl LocalHub {
     pub fn detach(&self, peer: PeerId, conn: u64, clean: bool, unsent: Vec<Event>, now: Instant) {
         let mut st = self.lock();
         let mut out = Vec::new();
+        if st.handback.get(&peer) == Some(&conn) {
+            st.handback.remove(&peer);
+        }
         match st.outboxes.get(&peer).map(|o| o.conn) {
             Some(c) if c == conn => {
                 st.outboxes.remove(&peer);
@@ -317,6 +363,7 @@ impl LocalHub {
         let mut out = Vec::new();
         st.hub.tick(now, &mut out);
         self.flush(&mut st, &mut out, now);
+        self.find_slow_consumers(&mut st, now);
     }
 
     /// Ticks every `every` until cancelled.
@@ -334,24 +381,44 @@ impl LocalHub {
         })
     }
 
-    /// Pushes deliveries into outboxes; a full or closed outbox makes its
-    /// peer away (kicking a slow one), which may produce further deliveries.
+    /// Pushes deliveries into outboxes (see [`Self::flush_from`]).
     fn flush(&self, st: &mut State, out: &mut Vec<Delivery>, now: Instant) {
+        self.flush_from(st, out, now, None);
+    }
+
+    /// Pushes deliveries into outboxes. An outbox past its budget is noted
+    /// as congested, and `pressure` (the sender's, when a sender's command
+    /// made these) learns to wait for it: the burst costs the sender. An
+    /// outbox at its hard bound refuses: the sender of a refused signal is
+    /// told, the receiver keeps its connection. A closed outbox makes its
+    /// peer away, which may produce further deliveries.
+    fn flush_from(&self, st: &mut State, out: &mut Vec<Delivery>, now: Instant, mut pressure: Option<&mut Pressure>) {
         let mut more = Vec::new();
         loop {
+            let waits = pressure.as_deref().is_some_and(Pressure::waits);
             for Delivery { to, event } in out.drain(..) {
                 let Some(outbox) = st.outboxes.get(&to) else { continue };
-                let event = match outbox.tx.try_send(event) {
-                    Ok(()) => continue,
+                let sent = if waits { outbox.tx.try_send_waiting(event) } else { outbox.tx.try_send(event) };
+                let event = match sent {
+                    Ok(Fill::Under) => continue,
+                    Ok(Fill::Over) => {
+                        let room = outbox.tx.room();
+                        if let Some(p) = pressure.as_deref_mut() {
+                            p.push(room.clone());
+                        }
+                        st.congested.entry(to).or_insert_with(|| (now, room.progress().1));
+                        continue;
+                    }
                     Err(outbox::TrySendError::Full(e)) => {
-                        tracing::warn!(peer = %to, "outbox full: dropping slow consumer");
-                        self.shared.metrics.queue_drop();
-                        outbox.tx.alarm(KickReason::SlowConsumer);
-                        e
+                        self.shared.metrics.delivery_refused();
+                        tracing::debug!(peer = %to, "outbox at its bound: delivery refused, sender told");
+                        refused(st, to, e);
+                        continue;
                     }
                     Err(outbox::TrySendError::Closed(e)) => e,
                 };
                 st.outboxes.remove(&to);
+                st.congested.remove(&to);
                 st.hub.disconnect(to, false, vec![event], now, &mut more);
             }
             if more.is_empty() {
@@ -360,11 +427,67 @@ impl LocalHub {
             out.append(&mut more);
         }
     }
+
+    /// Closes the connections whose outbox stayed over its budget with no
+    /// event taken for `slow_after`: only a reader that makes no progress is
+    /// slow, not one a burst filled. The peer is away at once (what comes
+    /// for it now waits in its resume queue, after what its connection hands
+    /// back when it ends).
+    fn find_slow_consumers(&self, st: &mut State, now: Instant) {
+        let slow_after = self.shared.slow_after;
+        let outboxes = &st.outboxes;
+        let mut slow = Vec::new();
+        st.congested.retain(|peer, (since, taken)| {
+            let Some(outbox) = outboxes.get(peer) else { return false };
+            let (over, progress) = outbox.tx.room().progress();
+            if !over {
+                return false;
+            }
+            if progress != *taken {
+                (*since, *taken) = (now, progress);
+                return true;
+            }
+            if now.saturating_duration_since(*since) < slow_after {
+                return true;
+            }
+            slow.push(*peer);
+            false
+        });
+        let mut out = Vec::new();
+        for peer in slow {
+            tracing::warn!(%peer, "outbox full and not read for {slow_after:?}: closing the slow consumer");
+            self.shared.metrics.queue_drop();
+            let Some(outbox) = st.outboxes.remove(&peer) else { continue };
+            outbox.tx.alarm(KickReason::SlowConsumer);
+            // What it never started writing waits for the resume now; what it
+            // was writing comes back when its connection ends, and goes first.
+            let unsent = outbox.tx.take_queued();
+            st.handback.insert(peer, outbox.conn);
+            st.hub.disconnect(peer, false, unsent, now, &mut out);
+        }
+        self.flush(st, &mut out, now);
+    }
+}
+
+/// A delivery an outbox refused: a signal's sender hears that it was not
+/// delivered (if its own outbox has room for the notice).
+fn refused(st: &State, to: PeerId, event: Event) {
+    let Event::Signal { from, kind, mark, .. } = event else { return };
+    let notice = Event::Undeliverable { to: Target::Id(to), kind, mark, reason: Undelivered::Congested };
+    if let Some(sender) = st.outboxes.get(&from.id) {
+        let _ = sender.tx.try_send(notice);
+    }
+}
+
+impl outbox::Weigh for Event {
+    fn weight(&self) -> usize {
+        self.weight()
+    }
 }
 
 impl HubPort for LocalHub {
-    fn dispatch(&self, from: PeerId, cmd: Command, now: Instant) -> Result<Reply, HubError> {
-        LocalHub::dispatch(self, from, cmd, now)
+    fn dispatch(&self, from: PeerId, cmd: Command, now: Instant, pressure: &mut Pressure) -> Result<Reply, HubError> {
+        LocalHub::dispatch(self, from, cmd, now, pressure)
     }
 
     fn holder(&self, space: SpaceId, name: &str) -> Option<PeerId> {

@@ -14,6 +14,7 @@ pub struct Metrics {
     connections_open: AtomicI64,
     messages_relayed: AtomicU64,
     queue_drops: AtomicU64,
+    refused: AtomicU64,
     resumes: AtomicU64,
     /// Errors by stable code; rare, so a mutex is fine.
     errors: Mutex<BTreeMap<&'static str, u64>>,
@@ -35,6 +36,10 @@ impl Metrics {
 
     pub(crate) fn queue_drop(&self) {
         self.queue_drops.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn delivery_refused(&self) {
+        self.refused.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn resumed(&self) {
@@ -84,8 +89,14 @@ impl Metrics {
         series(
             "queue_drops_total",
             "counter",
-            "Connections dropped because their outbound queue was full.",
+            "Connections dropped because their outbound queue stayed full with nothing read.",
             self.queue_drops.load(Relaxed).to_string(),
+        );
+        series(
+            "deliveries_refused_total",
+            "counter",
+            "Events refused by an outbound queue at its bound (the sender is told).",
+            self.refused.load(Relaxed).to_string(),
         );
         series("resumes_total", "counter", "Peers resumed with a token.", self.resumes.load(Relaxed).to_string());
         let _ = writeln!(

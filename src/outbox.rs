@@ -4,6 +4,13 @@
 //! a few dozen bytes instead of a preallocated block of slots (measured:
 //! about 4 KiB per connection with `mpsc`, see docs/performance.md).
 //!
+//! It is bounded by bytes, not by count: each event has a [`Weigh`]t, and a
+//! [`Budget`] sets what one queue may hold (past it, the queue is *over* and
+//! whoever sends is asked to wait: see [`Room`]) and what it may never pass
+//! (twice that: sends are refused), plus a total over every queue of the
+//! process. Progress (events taken) is counted, so a full queue whose
+//! reader still reads can be told from one whose reader is stuck.
+//!
 //! Besides events it carries an *alarm*: the server's order to close (a slow
 //! consumer, a replaced connection, shutdown). The alarm overtakes queued
 //! events and wakes the receiver like an event does, so a connection waits on
@@ -12,13 +19,84 @@
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
+
+/// What an event costs while it waits: about the bytes it holds.
+pub trait Weigh {
+    /// Bytes held by this event (payload and bookkeeping).
+    fn weight(&self) -> usize;
+}
+
+/// Bytes queued in every outbox of the process, against a limit.
+#[derive(Debug)]
+pub struct Total {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl Total {
+    /// A shared total that may reach `limit` bytes.
+    pub fn new(limit: usize) -> Arc<Total> {
+        Arc::new(Total { used: AtomicUsize::new(0), limit })
+    }
+
+    /// Bytes queued now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_add(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_add(n).filter(|t| *t <= self.limit))
+            .is_ok()
+    }
+
+    fn add(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        // Never below zero, whatever the order of updates.
+        let _ = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(n)));
+    }
+}
+
+/// The bounds of one queue.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    /// Bytes a queue may hold before it is *over* (senders are asked to
+    /// wait); it refuses sends past twice this.
+    pub per_queue: usize,
+    /// Bytes all queues together may hold; past it, sends are refused.
+    pub total: Arc<Total>,
+}
+
+impl Budget {
+    /// `per_queue` bytes per queue, no total limit (tests, tools).
+    pub fn per_queue(per_queue: usize) -> Budget {
+        Budget { per_queue, total: Total::new(usize::MAX) }
+    }
+
+    fn hard(&self) -> usize {
+        self.per_queue.saturating_mul(2)
+    }
+}
+
+/// How full a queue is after a send.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Fill {
+    /// Within its budget.
+    Under,
+    /// Past its budget: the sender should wait for [`Room`].
+    Over,
+}
 
 /// Why `try_send` gave the event back.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TrySendError<T> {
-    /// The queue holds `cap` events already.
+    /// The queue (or all queues together) holds as much as it may.
     Full(T),
     /// The receiver is closed or gone.
     Closed(T),
@@ -46,9 +124,16 @@ pub enum Next<T, A> {
 
 #[derive(Debug)]
 struct State<T, A> {
-    queue: VecDeque<T>,
+    /// Events and their weights.
+    queue: VecDeque<(T, usize)>,
+    /// Sum of the weights queued.
+    bytes: usize,
+    /// Events taken by the receiver so far (its progress).
+    taken: u64,
     /// The receiver, parked in `next` or `alarmed`.
     waker: Option<Waker>,
+    /// Senders waiting for the queue to be within its budget again.
+    room: Vec<Waker>,
     /// No more sends: the receiver closed it or the sender is gone.
     closed: bool,
     /// The first alarm raised, if any.
@@ -69,7 +154,7 @@ impl<T, A> State<T, A> {
 #[derive(Debug)]
 struct Shared<T, A> {
     state: Mutex<State<T, A>>,
-    cap: usize,
+    budget: Budget,
 }
 
 impl<T, A> Shared<T, A> {
@@ -87,6 +172,82 @@ impl<T, A> Shared<T, A> {
             w.wake();
         }
     }
+
+    /// Takes the front event out, with its accounting; wakes senders
+    /// waiting for room once the queue is within its budget.
+    fn pop(&self, st: &mut State<T, A>) -> Option<T> {
+        let (event, weight) = st.queue.pop_front()?;
+        st.bytes -= weight;
+        st.taken += 1;
+        self.budget.total.sub(weight);
+        if st.bytes <= self.budget.per_queue {
+            for w in st.room.drain(..) {
+                w.wake();
+            }
+        }
+        Some(event)
+    }
+}
+
+impl<T, A> Drop for Shared<T, A> {
+    fn drop(&mut self) {
+        // What nobody took gives its bytes back to the total.
+        let bytes = self.state.get_mut().map(|st| st.bytes).unwrap_or_else(|e| e.into_inner().bytes);
+        self.budget.total.sub(bytes);
+    }
+}
+
+/// What a sender can wait on: room in one queue. Cheap to clone; does not
+/// keep the queue open.
+#[derive(Clone)]
+pub struct Room(Arc<dyn Gauge>);
+
+/// The queue behind a [`Room`], whatever its event type.
+trait Gauge: Send + Sync {
+    fn poll_room(&self, cx: &Context<'_>) -> Poll<()>;
+    fn progress(&self) -> (bool, u64);
+}
+
+impl<T: Send, A: Send> Gauge for Shared<T, A> {
+    fn poll_room(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut st = self.lock();
+        if st.closed || st.alarm.is_some() || st.bytes <= self.budget.per_queue {
+            return Poll::Ready(());
+        }
+        st.room.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn progress(&self) -> (bool, u64) {
+        let st = self.lock();
+        // A closed or alarmed queue is on its way out: nothing to wait for.
+        (st.bytes > self.budget.per_queue && !st.closed && st.alarm.is_none(), st.taken)
+    }
+}
+
+impl Room {
+    /// Resolves when the queue is within its budget again, closed, or
+    /// alarmed.
+    pub async fn ready(&self) {
+        poll_fn(|cx| self.0.poll_room(cx)).await
+    }
+
+    /// Whether both wait on the same queue.
+    pub fn same(&self, other: &Room) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.0), Arc::as_ptr(&other.0))
+    }
+
+    /// Whether the queue is over its budget, and how many events its
+    /// receiver has taken so far.
+    pub fn progress(&self) -> (bool, u64) {
+        self.0.progress()
+    }
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Room")
+    }
 }
 
 /// The sending half.
@@ -101,32 +262,93 @@ pub struct Receiver<T, A> {
     shared: Arc<Shared<T, A>>,
 }
 
-/// A queue that holds at most `cap` events, with an alarm of type `A`.
-pub fn channel<T, A>(cap: usize) -> (Sender<T, A>, Receiver<T, A>) {
-    let state = State { queue: VecDeque::new(), waker: None, closed: false, alarm: None, held: false };
-    let shared = Arc::new(Shared { state: Mutex::new(state), cap: cap.max(1) });
+/// A queue bounded by `budget`, with an alarm of type `A`.
+pub fn channel<T, A>(budget: Budget) -> (Sender<T, A>, Receiver<T, A>) {
+    let state = State {
+        queue: VecDeque::new(),
+        bytes: 0,
+        taken: 0,
+        waker: None,
+        room: Vec::new(),
+        closed: false,
+        alarm: None,
+        held: false,
+    };
+    let shared = Arc::new(Shared { state: Mutex::new(state), budget });
     (Sender { shared: shared.clone() }, Receiver { shared })
 }
 
-impl<T, A> Sender<T, A> {
-    /// Queues an event without waiting.
-    pub fn try_send(&self, event: T) -> Result<(), TrySendError<T>> {
+impl<T: Weigh, A> Sender<T, A> {
+    /// Queues an event without waiting. An empty queue takes any event; a
+    /// queue refuses one that would take it past twice its budget, or the
+    /// total past its limit.
+    pub fn try_send(&self, event: T) -> Result<Fill, TrySendError<T>> {
+        self.send_from(event, false)
+    }
+
+    /// Queues an event from a sender that waits for [`Room`] when the queue
+    /// is over: it may pass the hard bound (by one event per waiting
+    /// sender), not the total.
+    pub fn try_send_waiting(&self, event: T) -> Result<Fill, TrySendError<T>> {
+        self.send_from(event, true)
+    }
+
+    fn send_from(&self, event: T, waits: bool) -> Result<Fill, TrySendError<T>> {
+        let weight = event.weight();
+        let budget = &self.shared.budget;
         let mut st = self.shared.lock();
         if st.closed {
             return Err(TrySendError::Closed(event));
         }
-        if st.queue.len() >= self.shared.cap {
+        if !waits && !st.queue.is_empty() && st.bytes + weight > budget.hard() {
             return Err(TrySendError::Full(event));
         }
-        st.queue.push_back(event);
+        if !budget.total.try_add(weight) {
+            return Err(TrySendError::Full(event));
+        }
+        st.queue.push_back((event, weight));
+        st.bytes += weight;
+        let fill = if st.bytes > budget.per_queue { Fill::Over } else { Fill::Under };
         let waker = st.waker.take();
         drop(st);
         if let Some(w) = waker {
             w.wake();
         }
-        Ok(())
+        Ok(fill)
     }
 
+    /// Puts `first` ahead of everything queued, in order, and lets the
+    /// receiver see them (ends a [`hold`](Self::hold)). May pass the
+    /// budget: these events were already accepted once.
+    pub fn release(&self, first: Vec<T>) {
+        let total = &self.shared.budget.total;
+        self.shared.update(|st| {
+            for event in first.into_iter().rev() {
+                let weight = event.weight();
+                total.add(weight);
+                st.bytes += weight;
+                st.queue.push_front((event, weight));
+            }
+            st.held = false;
+        });
+    }
+
+    /// Queues events already accepted once (a connection's leftovers moving
+    /// to its successor), whatever the budget.
+    pub fn refill(&self, events: impl IntoIterator<Item = T>) {
+        let total = &self.shared.budget.total;
+        self.shared.update(|st| {
+            for event in events {
+                let weight = event.weight();
+                total.add(weight);
+                st.bytes += weight;
+                st.queue.push_back((event, weight));
+            }
+        });
+    }
+}
+
+impl<T, A> Sender<T, A> {
     /// Keeps queued events from the receiver until [`release`](Self::release):
     /// for a connection taking over from one that still has events to give
     /// back, which must come first. The alarm is not held.
@@ -134,21 +356,12 @@ impl<T, A> Sender<T, A> {
         self.shared.lock().held = true;
     }
 
-    /// Puts `first` ahead of everything queued, in order, and lets the
-    /// receiver see them (ends a [`hold`](Self::hold)). May exceed the cap:
-    /// these events were already accepted once.
-    pub fn release(&self, first: Vec<T>) {
-        self.shared.update(|st| {
-            for event in first.into_iter().rev() {
-                st.queue.push_front(event);
-            }
-            st.held = false;
-        });
-    }
-
     /// Takes every queued event out (the receiver will not see them).
-    pub fn take_queued(&self) -> VecDeque<T> {
-        std::mem::take(&mut self.shared.lock().queue)
+    pub fn take_queued(&self) -> Vec<T> {
+        let mut st = self.shared.lock();
+        self.shared.budget.total.sub(st.bytes);
+        st.bytes = 0;
+        std::mem::take(&mut st.queue).into_iter().map(|(event, _)| event).collect()
     }
 
     /// Raises the alarm; the first one raised is the one the receiver sees.
@@ -157,13 +370,28 @@ impl<T, A> Sender<T, A> {
             if st.alarm.is_none() {
                 st.alarm = Some(alarm);
             }
+            for w in st.room.drain(..) {
+                w.wake();
+            }
         });
+    }
+}
+
+impl<T: Send + 'static, A: Send + 'static> Sender<T, A> {
+    /// What a sender can wait on for room in this queue.
+    pub fn room(&self) -> Room {
+        Room(self.shared.clone())
     }
 }
 
 impl<T, A> Drop for Sender<T, A> {
     fn drop(&mut self) {
-        self.shared.update(|st| st.closed = true);
+        self.shared.update(|st| {
+            st.closed = true;
+            for w in st.room.drain(..) {
+                w.wake();
+            }
+        });
     }
 }
 
@@ -179,7 +407,7 @@ impl<T, A: Copy> Receiver<T, A> {
                 st.park(cx);
                 return Poll::Pending;
             }
-            if let Some(event) = st.queue.pop_front() {
+            if let Some(event) = self.shared.pop(&mut st) {
                 return Poll::Ready(Next::Event(event));
             }
             if st.closed {
@@ -213,7 +441,7 @@ impl<T, A> Receiver<T, A> {
         if st.held && !st.closed {
             return Err(TryRecvError::Empty);
         }
-        match st.queue.pop_front() {
+        match self.shared.pop(&mut st) {
             Some(event) => {
                 if st.queue.is_empty() && st.queue.capacity() > 64 {
                     // A burst is over: give its memory back.
@@ -228,7 +456,12 @@ impl<T, A> Receiver<T, A> {
 
     /// Refuses further sends; what is queued can still be received.
     pub fn close(&mut self) {
-        self.shared.lock().closed = true;
+        self.shared.update(|st| {
+            st.closed = true;
+            for w in st.room.drain(..) {
+                w.wake();
+            }
+        });
     }
 }
 
@@ -242,26 +475,76 @@ impl<T, A> Drop for Receiver<T, A> {
 mod tests {
     use super::*;
 
+    impl Weigh for i32 {
+        fn weight(&self) -> usize {
+            10
+        }
+    }
+
+    impl Weigh for &str {
+        fn weight(&self) -> usize {
+            self.len()
+        }
+    }
+
     #[tokio::test]
-    async fn delivers_in_order_bounds_and_closes() {
-        let (tx, mut rx) = channel::<i32, ()>(2);
-        assert_eq!(tx.try_send(1), Ok(()));
-        assert_eq!(tx.try_send(2), Ok(()));
-        assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+    async fn delivers_in_order_is_over_past_its_budget_and_refuses_past_twice_it() {
+        let (tx, mut rx) = channel::<i32, ()>(Budget::per_queue(20));
+        assert_eq!(tx.try_send(1), Ok(Fill::Under));
+        assert_eq!(tx.try_send(2), Ok(Fill::Under));
+        assert_eq!(tx.try_send(3), Ok(Fill::Over));
+        assert_eq!(tx.try_send(4), Ok(Fill::Over));
+        assert_eq!(tx.try_send(5), Err(TrySendError::Full(5)));
         assert_eq!(rx.next().await, Next::Event(1));
         assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.try_recv(), Ok(3));
+        assert_eq!(rx.try_recv(), Ok(4));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
         let waiting = tokio::spawn(async move { (rx.next().await, rx.next().await) });
         tokio::task::yield_now().await;
-        assert_eq!(tx.try_send(4), Ok(()));
+        assert_eq!(tx.try_send(6), Ok(Fill::Under));
         drop(tx);
-        assert_eq!(waiting.await.ok(), Some((Next::Event(4), Next::Closed)));
+        assert_eq!(waiting.await.ok(), Some((Next::Event(6), Next::Closed)));
+    }
+
+    #[test]
+    fn an_empty_queue_takes_any_event_and_the_total_bounds_every_queue() {
+        let total = Total::new(25);
+        let budget = Budget { per_queue: 4, total: total.clone() };
+        let (a, _ra) = channel::<&str, ()>(budget.clone());
+        let (b, mut rb) = channel::<&str, ()>(budget);
+        assert_eq!(a.try_send("twenty bytes exactly"), Ok(Fill::Over));
+        assert_eq!(b.try_send("more than five"), Err(TrySendError::Full("more than five")));
+        assert_eq!(b.try_send("five!"), Ok(Fill::Over));
+        assert_eq!(total.used(), 25);
+        assert_eq!(rb.try_recv(), Ok("five!"));
+        assert_eq!(total.used(), 20);
+        drop((a, _ra));
+        assert_eq!(total.used(), 0, "a dropped queue gives its bytes back");
+    }
+
+    #[tokio::test]
+    async fn a_sender_waits_for_room_and_sees_the_receiver_progress() {
+        let (tx, mut rx) = channel::<i32, ()>(Budget::per_queue(15));
+        assert_eq!(tx.try_send(1), Ok(Fill::Under));
+        assert_eq!(tx.try_send(2), Ok(Fill::Over));
+        let room = tx.room();
+        assert_eq!(room.progress(), (true, 0));
+        let waiter = tokio::spawn({
+            let room = room.clone();
+            async move { room.ready().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert_eq!(rx.try_recv(), Ok(1));
+        waiter.await.expect("room once within budget");
+        assert_eq!(room.progress(), (false, 1));
     }
 
     #[test]
     fn a_closed_receiver_refuses_sends_but_keeps_what_is_queued() {
-        let (tx, mut rx) = channel::<&str, ()>(4);
-        assert_eq!(tx.try_send("a"), Ok(()));
+        let (tx, mut rx) = channel::<&str, ()>(Budget::per_queue(40));
+        assert_eq!(tx.try_send("a"), Ok(Fill::Under));
         rx.close();
         assert_eq!(tx.try_send("b"), Err(TrySendError::Closed("b")));
         assert_eq!(rx.try_recv(), Ok("a"));
@@ -270,8 +553,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_alarm_overtakes_events_wakes_the_receiver_and_keeps_the_first_reason() {
-        let (tx, mut rx) = channel::<i32, &str>(4);
-        assert_eq!(tx.try_send(1), Ok(()));
+        let (tx, mut rx) = channel::<i32, &str>(Budget::per_queue(40));
+        assert_eq!(tx.try_send(1), Ok(Fill::Under));
         let parked = tokio::spawn(async move {
             let first = rx.next().await;
             let alarm = rx.alarmed().await;
@@ -283,16 +566,16 @@ mod tests {
         let (first, alarm, mut rx) = parked.await.expect("receiver task");
         assert_eq!(first, Next::Event(1));
         assert_eq!(alarm, "slow");
-        assert_eq!(tx.try_send(2), Ok(()));
+        assert_eq!(tx.try_send(2), Ok(Fill::Under));
         assert_eq!(rx.next().await, Next::Alarm("slow"));
         assert_eq!(rx.try_recv(), Ok(2), "events behind the alarm stay for the cleanup");
     }
 
     #[tokio::test]
     async fn a_held_queue_shows_nothing_until_released_with_the_earlier_events_first() {
-        let (tx, mut rx) = channel::<i32, ()>(4);
+        let (tx, mut rx) = channel::<i32, ()>(Budget::per_queue(40));
         tx.hold();
-        assert_eq!(tx.try_send(3), Ok(()));
+        assert_eq!(tx.try_send(3), Ok(Fill::Under));
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
         let waiting = tokio::spawn(async move {
             let mut got = Vec::new();

@@ -19,7 +19,8 @@ use crate::app::App;
 use crate::config::{Config, ListenerConfig};
 use crate::dialect::DialectKind;
 use crate::hub::{Limits, SpaceId};
-use crate::local_hub::LocalHub;
+use crate::local_hub::{Flow, LocalHub};
+use crate::outbox::{Budget, Total};
 use crate::routes;
 use crate::transport::tls;
 use axum_server::tls_rustls::RustlsConfig;
@@ -45,8 +46,9 @@ impl Running {
 /// Binds every listener and starts serving in the background.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
-    let limits = Limits { away_queue: config.outbox, ring_timeout: config.ring_timeout, ..Limits::default() };
-    let hub = LocalHub::new(limits, config.outbox);
+    let limits = Limits { away_queue: config.away_queue, ring_timeout: config.ring_timeout, ..Limits::default() };
+    let budget = Budget { per_queue: config.queue_bytes, total: Total::new(config.queue_total_bytes) };
+    let hub = LocalHub::new(limits, Flow { budget, slow_after: config.slow_after });
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let mut addrs = Vec::new();

@@ -1,5 +1,6 @@
-//! A peer that stops reading: it is dropped once its bounded outbox fills,
-//! the senders carry on, and every signal sent to it is accounted for —
+//! A peer that stops reading: it is dropped once its outbox stays over its
+//! byte budget with nothing read for `slow_after` (its senders wait
+//! meanwhile, then carry on), and every signal sent to it is accounted for:
 //! read before the drop, read after its resume, or reported to its sender.
 
 mod common;
@@ -25,7 +26,11 @@ fn index_of(frame: &Value) -> Option<u64> {
 
 #[tokio::test]
 async fn slow_reader_is_dropped_and_nothing_sent_to_it_is_lost_silently() {
-    let server = TestServer::with(|c| c.outbox = 16).await;
+    let server = TestServer::with(|c| {
+        c.queue_bytes = 16 * pad().len();
+        c.slow_after = std::time::Duration::from_millis(500);
+    })
+    .await;
     let (mut slow, welcome) = server.client().await;
     let token = welcome["resume"].as_str().unwrap().to_string();
     slow.send(&json!({"type": "name", "name": "slow", "ref": 0})).await;

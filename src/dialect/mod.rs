@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use crate::hub::{Command, Event, HubError, PeerId, Reply, SpaceId};
-use crate::port::HubPort;
+use crate::port::{HubPort, Pressure};
 
 /// A close the dialect asks for: WebSocket close code and reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,17 +47,20 @@ pub struct Ctx<'a> {
     pub close: Option<Close>,
     /// Set with `close` when the peer said goodbye (no resume).
     pub goodbye: bool,
+    /// Receivers this input's commands filled past their budget: the
+    /// transport waits for them before it reads more from this client.
+    pub pressure: Pressure,
 }
 
 impl<'a> Ctx<'a> {
     /// The context of one input from (or for) `peer` at `now`.
     pub fn new(hub: &'a dyn HubPort, peer: PeerId, space: SpaceId, now: Instant, out: &'a mut Vec<String>) -> Ctx<'a> {
-        Ctx { hub, peer, space, now, out, close: None, goodbye: false }
+        Ctx { hub, peer, space, now, out, close: None, goodbye: false, pressure: Pressure::default() }
     }
 
     /// Sends a command to the hub as this peer.
-    pub fn dispatch(&self, cmd: Command) -> Result<Reply, HubError> {
-        self.hub.dispatch(self.peer, cmd, self.now)
+    pub fn dispatch(&mut self, cmd: Command) -> Result<Reply, HubError> {
+        self.hub.dispatch(self.peer, cmd, self.now, &mut self.pressure)
     }
 
     /// Queues a frame for this connection.

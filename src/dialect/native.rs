@@ -353,6 +353,7 @@ impl Protocol for Native {
                 let reason = match reason {
                     Undelivered::PeerGone => "peer_gone",
                     Undelivered::Expired => "expired",
+                    Undelivered::Congested => "congested",
                 };
                 json!({"type": "undeliverable", "to": to.to_string(), "ref": mark, "reason": reason}).to_string()
             }

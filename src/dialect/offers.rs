@@ -394,7 +394,7 @@ impl Offers {
     /// user's name, shared (`exclusive: false`, so lookups find the first
     /// connected holder, as the original's `Array.find` does), and returns
     /// the `availableOffers` payload to emit, if the board is not empty.
-    pub fn connected(&self, user: Option<&Name>, ctx: &Ctx<'_>) -> Option<Box<RawValue>> {
+    pub fn connected(&self, user: Option<&Name>, ctx: &mut Ctx<'_>) -> Option<Box<RawValue>> {
         let mut board = self.board();
         if let Some(name) = user
             && let Err(e) = ctx.dispatch(Command::Claim { name: name.clone(), exclusive: false })
@@ -406,7 +406,7 @@ impl Offers {
 
     /// A socket of `user` is gone: `detach` takes its peer off the hub; if
     /// that was the user's last socket, its offers start to age out.
-    pub fn disconnected(&self, user: Option<&Name>, ctx: &Ctx<'_>, detach: impl FnOnce()) {
+    pub fn disconnected(&self, user: Option<&Name>, ctx: &mut Ctx<'_>, detach: impl FnOnce()) {
         let mut board = self.board();
         detach();
         if let Some(name) = user
@@ -423,7 +423,7 @@ impl Offers {
         user: Option<Name>,
         name: &str,
         data: Option<&RawValue>,
-        ctx: &Ctx<'_>,
+        ctx: &mut Ctx<'_>,
         answer: &mut dyn Answer,
     ) {
         let body = data.map(RawValue::get).unwrap_or("null");

@@ -10,7 +10,7 @@ use super::flutter::Flutter;
 use super::peerjs::{PeerJs, RegistrationQuery};
 use super::{Ctx, Protocol};
 use crate::hub::{HubError, Limits, Name, PeerOpts, SpaceId};
-use crate::local_hub::{Attachment, LocalHub};
+use crate::local_hub::{Attachment, Flow, LocalHub};
 
 const SPACE: SpaceId = SpaceId(0);
 
@@ -46,7 +46,7 @@ impl<P: Protocol> Peer<P> {
 }
 
 fn hub() -> LocalHub {
-    LocalHub::new(Limits::default(), 256)
+    LocalHub::new(Limits::default(), Flow::default())
 }
 
 #[test]

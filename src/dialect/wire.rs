@@ -72,7 +72,7 @@ pub fn js_string(raw: Option<&RawValue>) -> String {
 /// `one2one`'s `register`): the name must be a string, and a name held by
 /// anyone, this connection included, is taken. On success the connection
 /// holds the name exclusively. Refusals are counted and logged.
-pub fn claim_exclusive(ctx: &Ctx<'_>, name: Option<&str>) -> Option<Name> {
+pub fn claim_exclusive(ctx: &mut Ctx<'_>, name: Option<&str>) -> Option<Name> {
     let Some(name) = name else {
         // The originals would register the name "undefined"; we refuse.
         tracing::debug!("registration without a string name: refused");
@@ -95,7 +95,7 @@ pub fn claim_exclusive(ctx: &Ctx<'_>, name: Option<&str>) -> Option<Name> {
 
 /// Relays `payload` to `to` as a signal of `kind`, dropped without a word
 /// when nobody is there. `None` when the hub refused it (logged).
-pub fn relay(ctx: &Ctx<'_>, to: Target, kind: &str, payload: Payload) -> Option<Reply> {
+pub fn relay(ctx: &mut Ctx<'_>, to: Target, kind: &str, payload: Payload) -> Option<Reply> {
     let cmd = Command::Signal { to, kind: Name::from(kind), payload, missing: Missing::Drop, mark: None };
     match ctx.dispatch(cmd) {
         Ok(reply) => Some(reply),
@@ -108,7 +108,7 @@ pub fn relay(ctx: &Ctx<'_>, to: Target, kind: &str, payload: Payload) -> Option<
 
 /// Relays a frame this dialect built for another connection, which writes
 /// it out unchanged (see [`relay`]). `None` when it could not be sent (logged).
-pub fn relay_frame(ctx: &Ctx<'_>, to: Target, kind: &str, frame: &str) -> Option<Reply> {
+pub fn relay_frame(ctx: &mut Ctx<'_>, to: Target, kind: &str, frame: &str) -> Option<Reply> {
     match Payload::parse(frame) {
         Ok(payload) => relay(ctx, to, kind, payload),
         Err(e) => {

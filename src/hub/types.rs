@@ -284,6 +284,9 @@ pub enum Undelivered {
     PeerGone,
     /// Nobody claimed the name before the hold expired.
     Expired,
+    /// The target's queue is at its bound (it reads too slowly, or too many
+    /// send to it at once).
+    Congested,
 }
 
 /// Something the hub tells a peer.
@@ -373,6 +376,30 @@ pub enum Event {
         /// Why.
         reason: Undelivered,
     },
+}
+
+impl Event {
+    /// About the bytes this event holds while it waits in a queue.
+    pub fn weight(&self) -> usize {
+        /// Bookkeeping of an event (its enum, ids, `Arc` headers).
+        const BASE: usize = 96;
+        let info = |p: &PeerInfo| p.name.as_ref().map_or(0, |n| n.len()) + p.info.as_ref().map_or(0, |i| i.get().len());
+        BASE + match self {
+            Event::Signal { from, kind, payload, room, mark } => {
+                info(from)
+                    + kind.len()
+                    + payload.get().len()
+                    + room.as_ref().map_or(0, |r| r.len())
+                    + mark.as_ref().map_or(0, |m| m.get().len())
+            }
+            Event::Joined { room, peer } | Event::Left { room, peer } => room.len() + info(peer),
+            Event::Ring { from, meta, .. } => info(from) + meta.as_ref().map_or(0, |m| m.get().len()),
+            Event::Accepted { by, .. } => info(by),
+            Event::Rejected { by, reason, .. } => info(by) + reason.as_ref().map_or(0, |r| r.len()),
+            Event::Ended { .. } | Event::PartnerAway { .. } | Event::PartnerBack { .. } => 0,
+            Event::Undeliverable { kind, mark, .. } => kind.len() + mark.as_ref().map_or(0, |m| m.get().len()),
+        }
+    }
 }
 
 /// A command failed; the reply goes to the sender only.

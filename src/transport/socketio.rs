@@ -65,6 +65,8 @@ use crate::transport::ws::Bucket;
 /// Engine.IO timings of the original (socket.io 4 defaults).
 const PING_INTERVAL: Duration = Duration::from_secs(25);
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// Packets socketioxide may hold for one socket that does not read.
+const SOCKET_BUFFER: usize = 256;
 /// The original's `maxHttpBufferSize` (1e6), advertised as `maxPayload`.
 const MAX_PAYLOAD: u64 = 1_000_000;
 
@@ -132,8 +134,8 @@ impl FromMessageParts<LocalAdapter> for Handled {
         let mut answer = SocketAnswer { socket: SocketRef::from(s.clone()), ack: Some(ack) };
         let shared = &conn.shared;
         let mut out = Vec::new();
-        let ctx = shared.ctx(conn.peer, &mut out);
-        span.in_scope(|| shared.offers.event(conn.user.clone(), &name, data.as_deref(), &ctx, &mut answer));
+        let mut ctx = shared.ctx(conn.peer, &mut out);
+        span.in_scope(|| shared.offers.event(conn.user.clone(), &name, data.as_deref(), &mut ctx, &mut answer));
         Ok(Handled)
     }
 }
@@ -153,7 +155,7 @@ pub fn layer(app: App) -> SocketIoLayer {
         .ping_interval(PING_INTERVAL)
         .ping_timeout(PING_TIMEOUT)
         .max_payload(MAX_PAYLOAD)
-        .max_buffer_size(app.config.outbox)
+        .max_buffer_size(SOCKET_BUFFER)
         .build_layer();
     let shared = Arc::new(Shared { app: app.clone(), offers: Offers::new(BoardLimits::default()) });
     let admit = move |s: SocketRef, TryData(auth): TryData<serde_json::Value>| admit(shared.clone(), s, auth.ok());
@@ -182,7 +184,7 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
     let user = offers::user_name(&auth);
     let att = app.hub.attach(app.space, PeerOpts { grace: Duration::ZERO }, false, clock::now());
     let mut out = Vec::new();
-    let greeting = shared.offers.connected(user.as_ref(), &shared.ctx(att.peer, &mut out));
+    let greeting = shared.offers.connected(user.as_ref(), &mut shared.ctx(att.peer, &mut out));
     let gone = CancellationToken::new();
     let limits = &app.config.conn;
     let over_rate = CancellationToken::new();
@@ -275,8 +277,9 @@ fn cleanup(shared: &Shared, user: Option<&Name>, mut att: Attachment) {
         unsent.push(ev);
     }
     let mut out = Vec::new();
-    let ctx = shared.ctx(att.peer, &mut out);
-    shared.offers.disconnected(user, &ctx, || shared.app.hub.detach(att.peer, att.conn, true, unsent, ctx.now));
+    let mut ctx = shared.ctx(att.peer, &mut out);
+    let now = ctx.now;
+    shared.offers.disconnected(user, &mut ctx, || shared.app.hub.detach(att.peer, att.conn, true, unsent, now));
     info!("disconnected");
 }
 

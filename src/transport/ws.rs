@@ -17,6 +17,7 @@ use crate::dialect::{Close, Ctx, Protocol};
 use crate::hub::{Event, PeerId};
 use crate::local_hub::{Attachment, KickReason, LocalHub, Outbox};
 use crate::outbox::Next;
+use crate::port::Pressure;
 use crate::transport::upgrade::Socket;
 
 /// How long a closing handshake (or shutdown notice) may wait for room in a
@@ -136,6 +137,10 @@ async fn drive<P: Protocol>(
     // they go back to the hub with the outbox leftovers (sent again after a
     // resume rather than lost).
     let mut inflight: Vec<Event> = Vec::new();
+    // Receivers this client's last message filled past their budget: until
+    // they have room, its socket is not read (backpressure on the sender);
+    // its own outbox is still written meanwhile.
+    let mut pressure = Pressure::default();
     // A write only waits while the client reads: a kick, shutdown or a
     // client that stops reading for `idle_timeout` cuts it short.
     macro_rules! guard {
@@ -188,7 +193,8 @@ async fn drive<P: Protocol>(
                     }
                     inflight.clear();
                 }
-                msg = socket.next() => {
+                _ = pressure.relieved(), if !pressure.is_empty() => {}
+                msg = socket.next(), if pressure.is_empty() => {
                     last_heard = clock::now();
                     att.heard.touch(last_heard);
                     let text = match msg {
@@ -220,7 +226,9 @@ async fn drive<P: Protocol>(
                         break 'conn End::Closed(Close { code: 1008, reason: reason.into() });
                     }
                     let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);
+                    ctx.pressure = Pressure::waiting();
                     proto.received(text.as_str(), &mut ctx);
+                    pressure = std::mem::take(&mut ctx.pressure);
                     let end = settle(&mut ctx);
                     // Most messages (a relayed signal) answer nothing.
                     if !out.is_empty()
