@@ -12,6 +12,8 @@
 //! - [`routes`]: HTTP routes per dialect (call app and `/ws` for native) and
 //!   the operational ones (`/healthz`, `/metrics`, `--static`).
 //! - [`server`]: listeners, lifecycle, graceful shutdown. [`config`]: settings.
+//! - [`ice`]: the ICE servers clients are told about (TURN credentials minted
+//!   per client); [`turn`]: TURN settings.
 //!
 //! # Data path of one signal
 //! socket → `transport::ws` → `Protocol::received` (parse) →
@@ -23,10 +25,12 @@ pub mod config;
 pub mod dialect;
 pub mod handle;
 pub mod hub;
+pub mod ice;
 pub mod metrics;
 pub mod outbox;
 pub mod routes;
 pub mod server;
 pub mod transport;
+pub mod turn;
 
 pub use config::Config;

@@ -53,7 +53,7 @@ async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, ws: WsUpgra
     let limits = app.config.conn.clone();
     ws.max_message_size(limits.max_frame * 2).on_upgrade(move |socket| {
         let settings = NativeSettings {
-            ice_servers: Arc::new(json!(app.config.ice_servers)),
+            ice_servers: Arc::new(app.config.ice.json_for(&crate::ice::fresh_user(), std::time::SystemTime::now())),
             limits: Arc::new(json!({
                 "max_frame": limits.max_frame,
                 "rate": limits.rate,
