@@ -15,7 +15,7 @@ use crate::dialect::DialectKind;
 use crate::ice::{IceConfig, IceServer, Secret};
 use crate::transport::tls::TlsFiles;
 use crate::transport::ws::ConnLimits;
-use crate::turn::config::TurnArgs;
+use crate::turn::config::{TurnArgs, TurnConfig};
 
 /// Command line of the `switchboard` binary.
 #[derive(Parser, Debug)]
@@ -344,6 +344,8 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// The ICE servers handed to clients (see [`crate::ice`]).
     pub ice: IceConfig,
+    /// The embedded STUN/TURN server, if `--turn-listen` asks for one.
+    pub turn: Option<TurnConfig>,
     /// Per-connection limits.
     pub conn: ConnLimits,
     /// Most simultaneous connections.
@@ -373,6 +375,7 @@ impl Default for Config {
         Config {
             listeners: vec![ListenerConfig::plain(DialectKind::Native, SocketAddr::from(([127, 0, 0, 1], 8080)))],
             ice: IceConfig::default(),
+            turn: None,
             conn: ConnLimits::default(),
             max_connections: 100_000,
             grace: Duration::from_secs(30),
@@ -433,13 +436,14 @@ impl Config {
                 credential: args.ice_credential.clone(),
             }]
         };
-        let ice = crate::turn::config::resolve(&args.turn, &file.turn, fixed_ice)?;
+        let (ice, turn) = crate::turn::config::resolve(&args.turn, &file.turn, fixed_ice)?;
         let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
             flag.or(file).map(Duration::from_secs).unwrap_or(default)
         };
         let config = Config {
             listeners,
             ice,
+            turn,
             conn: ConnLimits {
                 max_frame: args.max_frame.or(file.max_frame).unwrap_or(d.conn.max_frame),
                 rate: args.rate.or(file.rate).unwrap_or(d.conn.rate),

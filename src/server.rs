@@ -57,7 +57,8 @@ impl Running {
 }
 
 /// Binds every listener and starts serving in the background.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
+    let turn = crate::turn::start(&mut config).await?;
     let config = Arc::new(config);
     let limits = Limits { away_queue: config.outbox, ring_timeout: config.ring_timeout, ..Limits::default() };
     let hub = HubHandle::new(limits, config.outbox);
@@ -132,6 +133,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             s.abort();
         }
         ticker.abort();
+        if let Some(turn) = turn {
+            turn.stop().await;
+        }
     });
     Ok(Running { addrs, hub, stop, done })
 }
