@@ -190,3 +190,30 @@ async fn the_environment_sets_the_secret_and_it_never_reaches_the_log() {
     let log: Vec<String> = bin.lines.try_iter().collect();
     assert!(!log.iter().any(|l| l.contains(secret)), "the secret is in the log:\n{}", log.join("\n"));
 }
+
+#[test]
+fn startup_says_which_ice_servers_clients_get_and_warns_without_turn() {
+    let bin = Bin::spawn(&["--listen", "127.0.0.1:0"], &[]);
+    let line = bin.wait_line("no STUN or TURN server is configured");
+    assert!(line.contains("WARN"), "{line}");
+    drop(bin);
+
+    let bin = Bin::spawn(&["--listen", "127.0.0.1:0", "--ice-server", "stun:stun.example.org:3478"], &[]);
+    assert!(bin.wait_line("ICE server handed to clients").contains("stun:stun.example.org:3478"));
+    assert!(bin.wait_line("only STUN is configured").contains("WARN"));
+    drop(bin);
+
+    let secret = "startup-secret-1b2c";
+    let mut bin =
+        Bin::spawn(&["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0", "--turn-secret", secret], &[]);
+    let turn = bin.wait_line("TURN listening");
+    let port = turn.split("addr=127.0.0.1:").nth(1).and_then(|s| s.split_whitespace().next()).expect("the TURN port");
+    assert!(bin.wait_line("ICE server handed to clients").ends_with(&format!("stun:127.0.0.1:{port}")));
+    let line = bin.wait_line("ICE server handed to clients");
+    assert!(line.contains(&format!("turn:127.0.0.1:{port}?transport=udp (credentials minted per client")), "{line}");
+    bin.addr();
+    bin.signal("TERM");
+    bin.wait_exit();
+    let rest: Vec<String> = bin.lines.try_iter().collect();
+    assert!(!rest.iter().any(|l| l.contains("only STUN") || l.contains(secret)), "{rest:?}");
+}

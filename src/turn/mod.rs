@@ -13,7 +13,7 @@ pub mod guard;
 pub mod peers;
 pub mod relay;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,9 @@ use turn::server::Server;
 use turn::server::config::{ConnConfig, ServerConfig};
 
 use crate::config::Config;
+use crate::ice::{Coverage, IceConfig};
 use auth::RestAuth;
+use config::TurnConfig;
 use guard::Guard;
 use relay::{Allocations, RelayGen};
 
@@ -45,9 +47,41 @@ impl Embedded {
     }
 }
 
-/// Starts the embedded server if `config.turn` asks for one, and fills in the
-/// URLs clients are handed when it is advertised.
+/// Starts the embedded server if `config.turn` asks for one, fills in the
+/// URLs clients are handed when it is advertised, and says at startup which
+/// ICE servers clients will get.
 pub async fn start(config: &mut Config) -> anyhow::Result<Option<Embedded>> {
+    let embedded = start_embedded(config).await?;
+    announce(&config.ice, config.turn.as_ref().zip(embedded.as_ref().map(|e| e.addr)));
+    Ok(embedded)
+}
+
+/// Logs which ICE servers clients get (never a secret), and warns when that
+/// will not connect peers on different networks.
+fn announce(ice: &IceConfig, turn: Option<(&TurnConfig, SocketAddr)>) {
+    for line in ice.describe() {
+        info!("ICE server handed to clients: {line}");
+    }
+    if let Some((t, addr)) = turn
+        && !t.advertise
+    {
+        info!(
+            "the embedded TURN server is not handed to clients because other ICE servers are configured; add --turn-url {} (with --turn-secret) to hand it out too",
+            turn_url(t.public_ip, addr.port())
+        );
+    }
+    match ice.coverage() {
+        Coverage::Turn => {}
+        Coverage::StunOnly => warn!(
+            "only STUN is configured: peers behind symmetric NATs or firewalls that block UDP will fail to connect; add a TURN server (--turn-listen for the embedded one, or --turn-url with --turn-secret); see docs/nat.md"
+        ),
+        Coverage::Nothing => warn!(
+            "no STUN or TURN server is configured: clients get an empty ICE server list and only peers that reach each other directly (same network) connect; add --turn-listen (embedded STUN/TURN) or --ice-server/--turn-url; see docs/nat.md"
+        ),
+    }
+}
+
+async fn start_embedded(config: &mut Config) -> anyhow::Result<Option<Embedded>> {
     let Some(t) = config.turn.clone() else {
         return Ok(None);
     };
@@ -89,11 +123,16 @@ pub async fn start(config: &mut Config) -> anyhow::Result<Option<Embedded>> {
     if t.advertise
         && let Some(m) = &mut config.ice.minted
     {
-        let host = match t.public_ip {
-            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        m.urls = vec![format!("stun:{host}:{}", addr.port()), format!("turn:{host}:{}?transport=udp", addr.port())];
+        let turn = turn_url(t.public_ip, addr.port());
+        m.urls = vec![turn.replacen("turn:", "stun:", 1), format!("{turn}?transport=udp")];
     }
     Ok(Some(Embedded { server, addr }))
+}
+
+/// `turn:HOST:PORT`, with an IPv6 host in brackets.
+fn turn_url(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("turn:[{v6}]:{port}"),
+        IpAddr::V4(v4) => format!("turn:{v4}:{port}"),
+    }
 }
