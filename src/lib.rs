@@ -13,7 +13,7 @@
 //!   the operational ones (`/healthz`, `/metrics`, `--static`).
 //! - [`server`]: listeners, lifecycle, graceful shutdown. [`config`]: settings.
 //! - [`ice`]: the ICE servers clients are told about (TURN credentials minted
-//!   per client); [`turn`]: TURN settings.
+//!   per client); [`turn`]: TURN settings and the embedded STUN/TURN server.
 //!
 //! # Data path of one signal
 //! socket → `transport::ws` → `Protocol::received` (parse) →
