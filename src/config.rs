@@ -10,11 +10,12 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::dialect::DialectKind;
+use crate::ice::{IceConfig, IceServer, Secret};
 use crate::transport::tls::TlsFiles;
 use crate::transport::ws::ConnLimits;
+use crate::turn::config::{TurnArgs, TurnConfig};
 
 /// Command line of the `switchboard` binary.
 #[derive(Parser, Debug)]
@@ -92,7 +93,7 @@ pub struct ServeArgs {
     pub ice_username: Option<String>,
     /// Credential for the TURN servers given with --ice-server.
     #[arg(long, env = "SWITCHBOARD_ICE_CREDENTIAL", hide_env_values = true)]
-    pub ice_credential: Option<String>,
+    pub ice_credential: Option<Secret>,
     /// Largest message accepted, in bytes [default: 65536].
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME", value_name = "BYTES")]
     pub max_frame: Option<usize>,
@@ -137,6 +138,9 @@ pub struct ServeArgs {
     /// Settings of the peerjs dialect.
     #[command(flatten)]
     pub peerjs: PeerjsArgs,
+    /// TURN credentials and the embedded TURN server.
+    #[command(flatten)]
+    pub turn: TurnArgs,
 }
 
 /// Flags of the peerjs dialect, named as the PeerJS server (`peer`) names
@@ -241,7 +245,7 @@ pub struct FileConfig {
     pub listeners: Vec<ListenerConfig>,
     /// `RTCIceServer` objects handed to clients.
     #[serde(default)]
-    pub ice_servers: Vec<Value>,
+    pub ice_servers: Vec<IceServer>,
     max_frame: Option<usize>,
     rate: Option<u32>,
     burst: Option<u32>,
@@ -257,6 +261,9 @@ pub struct FileConfig {
     /// Settings of the peerjs dialect (`[peerjs]`).
     #[serde(default)]
     peerjs: PeerjsArgs,
+    /// TURN settings (`[turn]`).
+    #[serde(default)]
+    turn: TurnArgs,
 }
 
 /// One listening socket and the dialect it speaks.
@@ -350,8 +357,10 @@ fn dev_certificate() -> anyhow::Result<TlsFiles> {
 pub struct Config {
     /// Listeners, at least one.
     pub listeners: Vec<ListenerConfig>,
-    /// `RTCIceServer` objects handed to clients.
-    pub ice_servers: Vec<Value>,
+    /// The ICE servers handed to clients (see [`crate::ice`]).
+    pub ice: IceConfig,
+    /// The embedded STUN/TURN server, if `--turn-listen` asks for one.
+    pub turn: Option<TurnConfig>,
     /// Per-connection limits.
     pub conn: ConnLimits,
     /// Most simultaneous connections.
@@ -386,7 +395,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listeners: vec![ListenerConfig::plain(DialectKind::Native, SocketAddr::from(([127, 0, 0, 1], 8080)))],
-            ice_servers: Vec::new(),
+            ice: IceConfig::default(),
+            turn: None,
             conn: ConnLimits::default(),
             max_connections: 100_000,
             grace: Duration::from_secs(30),
@@ -441,24 +451,23 @@ impl Config {
         for l in &mut listeners {
             l.resolve_tls()?;
         }
-        let ice_servers = if args.ice_servers.is_empty() {
+        let fixed_ice = if args.ice_servers.is_empty() {
             file.ice_servers.clone()
         } else {
-            let mut server = json!({ "urls": args.ice_servers });
-            if let Some(u) = &args.ice_username {
-                server["username"] = json!(u);
-            }
-            if let Some(c) = &args.ice_credential {
-                server["credential"] = json!(c);
-            }
-            vec![server]
+            vec![IceServer {
+                urls: args.ice_servers.clone(),
+                username: args.ice_username.clone(),
+                credential: args.ice_credential.clone(),
+            }]
         };
+        let (ice, turn) = crate::turn::config::resolve(&args.turn, &file.turn, fixed_ice)?;
         let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
             flag.or(file).map(Duration::from_secs).unwrap_or(default)
         };
         let config = Config {
             listeners,
-            ice_servers,
+            ice,
+            turn,
             conn: ConnLimits {
                 max_frame: args.max_frame.or(file.max_frame).unwrap_or(d.conn.max_frame),
                 rate: args.rate.or(file.rate).unwrap_or(d.conn.rate),
@@ -508,11 +517,6 @@ impl Config {
                 "--socketio-client {}: no such file; give the path of socket.io.js from the npm package socket.io-client (node_modules/socket.io-client/dist/socket.io.js)",
                 file.display()
             );
-        }
-        for s in &self.ice_servers {
-            if s.get("urls").is_none() {
-                bail!("each ice_servers entry needs 'urls' (got {s})");
-            }
         }
         Ok(())
     }

@@ -24,6 +24,8 @@
 //! - [`app`]: what every route of a listener can reach; [`server`]:
 //!   listeners, lifecycle, graceful shutdown; [`config`]: settings;
 //!   [`clock`]: the (pausable) time the I/O side hands in.
+//! - [`ice`]: the ICE servers clients are told about (TURN credentials minted
+//!   per client); [`turn`]: TURN settings and the embedded STUN/TURN server.
 //!
 //! # Data path of one signal
 //! socket → transport (`transport::ws` reads a frame, checks size and rate)
@@ -40,6 +42,7 @@ pub mod clock;
 pub mod config;
 pub mod dialect;
 pub mod hub;
+pub mod ice;
 pub mod local_hub;
 pub mod metrics;
 pub mod outbox;
@@ -47,5 +50,6 @@ pub mod port;
 pub mod routes;
 pub mod server;
 pub mod transport;
+pub mod turn;
 
 pub use config::Config;

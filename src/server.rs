@@ -44,7 +44,8 @@ impl Running {
 }
 
 /// Binds every listener and starts serving in the background.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(mut config: Config) -> anyhow::Result<Running> {
+    let turn = crate::turn::start(&mut config).await?;
     let config = Arc::new(config);
     let limits = Limits { away_queue: config.away_queue, ring_timeout: config.ring_timeout, ..Limits::default() };
     let budget = Budget { per_queue: config.queue_bytes, total: Total::new(config.queue_total_bytes) };
@@ -120,6 +121,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             s.abort();
         }
         ticker.abort();
+        if let Some(turn) = turn {
+            turn.stop().await;
+        }
     });
     Ok(Running { addrs, hub, stop, done })
 }

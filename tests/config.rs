@@ -58,7 +58,7 @@ fn the_file_is_read_and_flags_override_it() {
     assert_eq!((c.grace, c.ring_timeout), (Duration::from_secs(3), Duration::from_secs(4)));
     assert_eq!((c.room_max, c.max_connections), (6, 10));
     assert_eq!(c.shutdown_deadline, Duration::from_secs(2));
-    assert_eq!(c.ice_servers[0]["urls"], "stun:127.0.0.1:3478");
+    assert_eq!(c.ice.fixed[0].urls, vec!["stun:127.0.0.1:3478"]);
 
     let args = ServeArgs {
         config: Some(file.0.clone()),
@@ -72,7 +72,7 @@ fn the_file_is_read_and_flags_override_it() {
     assert_eq!(c.listeners[0].listen.to_string(), "127.0.0.1:1234");
     assert_eq!((c.conn.rate, c.conn.burst), (11, 9), "the flag wins, the file fills the rest");
     assert_eq!(c.grace, Duration::from_secs(5));
-    assert_eq!(c.ice_servers, vec![serde_json::json!({"urls": ["stun:127.0.0.1:9"]})]);
+    assert_eq!(c.ice.json_for("u", std::time::SystemTime::now()), serde_json::json!([{"urls": ["stun:127.0.0.1:9"]}]));
 }
 
 #[test]
@@ -144,6 +144,10 @@ fn help_lists_the_flags() {
         "--dialect",
         "--static",
         "--ice-server",
+        "--turn-listen",
+        "--turn-secret",
+        "--turn-url",
+        "SWITCHBOARD_TURN_SECRET",
         "--max-frame",
         "--rate",
         "--burst",

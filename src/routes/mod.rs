@@ -5,6 +5,7 @@
 
 pub mod basic;
 pub mod flutter;
+pub mod ice;
 pub mod native;
 pub mod offers;
 pub mod one2one;

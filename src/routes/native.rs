@@ -52,7 +52,7 @@ async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, entry: Entr
     upgrade(app, &entry, ws, move |socket, app, admission| {
         let limits = admission.limits;
         let settings = NativeSettings {
-            ice_servers: Arc::new(json!(app.config.ice_servers)),
+            ice_servers: Arc::new(app.config.ice.json_for(&crate::ice::fresh_user(), std::time::SystemTime::now())),
             limits: Arc::new(json!({
                 "max_frame": limits.max_frame,
                 "rate": limits.rate,

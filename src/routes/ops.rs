@@ -1,4 +1,4 @@
-//! Routes every listener has: `/healthz`, `/metrics`, and an optional
+//! Routes every listener has: `/healthz`, `/metrics`, `/ice`, and an optional
 //! directory of static files (an app's own client) as the fallback.
 
 use std::path::Path;
@@ -15,8 +15,8 @@ use crate::app::App;
 
 /// Adds the operational routes (and `--static`) to a dialect's routes.
 pub fn with_common(routes: Router, static_dir: Option<&Path>, app: App) -> Router {
-    let ops = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(app);
-    let router = routes.merge(ops);
+    let ops = Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(app.clone());
+    let router = routes.merge(ops).merge(super::ice::routes(app));
     match static_dir {
         Some(dir) => router.fallback_service(ServeDir::new(dir)),
         None => router,
