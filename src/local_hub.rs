@@ -326,6 +326,11 @@ impl LocalHub {
         reply
     }
 
+    /// Numbers for metrics: the hub's census and the bytes in outboxes.
+    pub fn census(&self) -> crate::hub::Census {
+        crate::hub::Census { outbox_bytes: self.shared.budget.total.used(), ..self.lock().hub.census() }
+    }
+
     /// Reads hub state, for inspection (metrics, tests). Dialects ask
     /// through the [`HubPort`] instead.
     pub fn read<R>(&self, f: impl FnOnce(&Hub) -> R) -> R {

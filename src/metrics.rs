@@ -99,6 +99,14 @@ impl Metrics {
             self.refused.load(Relaxed).to_string(),
         );
         series("resumes_total", "counter", "Peers resumed with a token.", self.resumes.load(Relaxed).to_string());
+        let queued = [("outbox", census.outbox_bytes), ("away", census.away_bytes), ("held", census.held_bytes)];
+        let _ = writeln!(
+            s,
+            "# HELP switchboard_queued_bytes Bytes waiting: in outboxes, for away peers, held for absent ids.\n# TYPE switchboard_queued_bytes gauge"
+        );
+        for (queue, bytes) in queued {
+            let _ = writeln!(s, "switchboard_queued_bytes{{queue=\"{queue}\"}} {bytes}");
+        }
         let _ = writeln!(
             s,
             "# HELP switchboard_errors_total Errors sent to clients, by code.\n# TYPE switchboard_errors_total counter"

@@ -37,6 +37,10 @@ use crate::hub::{Command, Event, Name, Payload, Target};
 /// The room whose members are the peers list (the original's `connectionArray`).
 const PEERS: &str = "\u{0}flutter-peers";
 
+/// Largest profile listed: every listed profile goes to everyone listed on
+/// each change, so its size multiplies.
+const MAX_PROFILE: usize = 4096;
+
 /// The original's reply to a forward without `data.to`.
 const NO_TO: &str = r#"{"type":"error","data":"Peer to id not found"}"#;
 
@@ -211,6 +215,15 @@ impl Flutter {
     /// `new`: list this connection with its profile; everyone listed gets
     /// the new list (the others through their `Joined` presence event).
     fn join(&mut self, data: &Data<'_>, ctx: &mut Ctx<'_>) {
+        let profile = profile(data);
+        if profile.len() > MAX_PROFILE {
+            ctx.hub.metrics().error("too_large");
+            ctx.send(error_reason(&format!(
+                "the profile in 'new' is {} bytes; at most {MAX_PROFILE} are listed (id, device_name, username, user_agent)",
+                profile.len()
+            )));
+            return;
+        }
         let id = data.id.map(key_of);
         if self.id != id
             && let Some(old) = self.id.take()
@@ -225,7 +238,7 @@ impl Flutter {
         }
         self.id = id;
         // A second `new` replaces the profile in place (the hub tells the others).
-        let info = Payload::parse(&profile(data)).ok();
+        let info = Payload::parse(&profile).ok();
         match ctx.dispatch(Command::Join { room: Name::from(PEERS), info, max: None }) {
             Ok(_) => {
                 self.listed = true;
@@ -286,20 +299,9 @@ impl Protocol for Flutter {
         }
     }
 
-    fn closing(&mut self, ctx: &mut Ctx<'_>) {
-        if self.listed {
-            // Leaving the room on detach tells the others (they send `peers`).
-            return;
-        }
-        // Quirk of `flutter`: any close, even of a connection that never
-        // sent `new`, sends the (unchanged) peers list to everyone listed.
-        let members = ctx.hub.members(ctx.space, PEERS);
-        if members.is_empty() {
-            return;
-        }
-        let Ok(payload) = Payload::parse(&peers_frame(ctx)) else { return };
-        for m in members {
-            wire::relay(ctx, Target::Id(m.id), "peers", payload.clone());
-        }
-    }
+    // The original sends the (unchanged) peers list to everyone listed on
+    // any close, even of a connection that never sent `new`: one bare
+    // connect and close costs the server the whole list times everyone
+    // listed. We send `peers` only when the list changes: leaving the room
+    // on detach tells the others.
 }

@@ -58,7 +58,7 @@ impl Hub {
                 return Err(HubError::NameTaken(name));
             }
             if let Some(peer) = self.peers.get_mut(&holder) {
-                waiting = peer.away.take().map(|a| Vec::from(a.queue)).unwrap_or_default();
+                waiting = peer.away.take().map(|a| unqueue(&mut self.away_bytes, a)).map(Vec::from).unwrap_or_default();
             }
             self.remove(holder, Vec::new(), out);
             old = Some(holder);

@@ -29,17 +29,36 @@ pub use types::*;
 pub struct Limits {
     /// Events kept for one away peer; beyond it senders get `QueueFull`.
     pub away_queue: usize,
+    /// Bytes of events kept for one away peer (see [`Event::weight`]).
+    pub away_bytes: usize,
+    /// Bytes of events kept for all away peers together.
+    pub away_total_bytes: usize,
     /// Signals held for one unclaimed name.
     pub hold_per_name: usize,
+    /// Bytes of signals held for one unclaimed name.
+    pub hold_bytes_per_name: usize,
     /// Signals held for all unclaimed names together.
     pub hold_total: usize,
+    /// Bytes of signals held for all unclaimed names together.
+    pub hold_total_bytes: usize,
     /// How long a call may ring before it ends with `Timeout`.
     pub ring_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { away_queue: 256, hold_per_name: 64, hold_total: 100_000, ring_timeout: Duration::from_secs(30) }
+        Limits {
+            away_queue: 256,
+            // An away peer's share: its calls' signaling, not a file transfer.
+            away_bytes: 256 << 10,
+            away_total_bytes: 256 << 20,
+            hold_per_name: 64,
+            // A PeerJS offer and its candidates, several times over.
+            hold_bytes_per_name: 256 << 10,
+            hold_total: 100_000,
+            hold_total_bytes: 64 << 20,
+            ring_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -67,6 +86,15 @@ struct Peer {
 struct Away {
     since: Instant,
     queue: VecDeque<Event>,
+    /// Sum of the queued events' weights.
+    bytes: usize,
+}
+
+impl Away {
+    fn new(since: Instant, events: Vec<Event>) -> Away {
+        let bytes = events.iter().map(Event::weight).sum();
+        Away { since, queue: events.into(), bytes }
+    }
 }
 
 /// A signal waiting for someone to claim its target name.
@@ -76,6 +104,14 @@ struct Held {
     deadline: Instant,
     event: Event,
     mark: Option<Payload>,
+    /// The event's weight.
+    weight: usize,
+}
+
+/// Ends an away peer's queue: its events, its bytes off the hub's total.
+fn unqueue(total: &mut usize, away: Away) -> VecDeque<Event> {
+    *total -= away.bytes;
+    away.queue
 }
 
 /// Rooms whose name starts with this are a dialect's own bookkeeping (the
@@ -99,6 +135,10 @@ pub struct Hub {
     tokens: HashMap<Name, PeerId>,
     held: HashMap<(SpaceId, Name), VecDeque<Held>>,
     held_total: usize,
+    /// Bytes held for unclaimed names.
+    held_bytes: usize,
+    /// Bytes queued for away peers.
+    away_bytes: usize,
     /// Peers (connected or away) per space.
     population: FxHashMap<SpaceId, usize>,
 }
@@ -116,6 +156,12 @@ pub struct Census {
     pub calls: usize,
     /// Signals held for unclaimed names.
     pub held: usize,
+    /// Bytes of those signals.
+    pub held_bytes: usize,
+    /// Bytes queued for away peers.
+    pub away_bytes: usize,
+    /// Bytes waiting in connections' outboxes (filled in by the I/O side).
+    pub outbox_bytes: usize,
 }
 
 impl Hub {
@@ -205,6 +251,9 @@ impl Hub {
             rooms: self.rooms.keys().filter(|(_, name)| !name.starts_with(INTERNAL)).count(),
             calls: self.calls.len(),
             held: self.held_total,
+            held_bytes: self.held_bytes,
+            away_bytes: self.away_bytes,
+            outbox_bytes: 0,
         }
     }
 
@@ -270,6 +319,7 @@ impl Hub {
         // Signals held for this name are now deliverable, in the order sent.
         if let Some(held) = self.held.remove(&(space, name)) {
             self.held_total -= held.len();
+            self.held_bytes -= held.iter().map(|h| h.weight).sum::<usize>();
             for h in held {
                 self.deliver(from, h.event, out);
             }
@@ -313,12 +363,23 @@ impl Hub {
             (Missing::Drop, _) => Ok(Reply::Dropped),
             (Missing::Hold(ttl), Target::Name(name)) => {
                 let key = (space, name.clone());
+                let weight = event.weight();
                 let queue = self.held.entry(key).or_default();
-                if queue.len() >= self.limits.hold_per_name || self.held_total >= self.limits.hold_total {
+                let queued: usize = queue.iter().map(|h| h.weight).sum();
+                let l = &self.limits;
+                if queue.len() >= l.hold_per_name
+                    || queued + weight > l.hold_bytes_per_name
+                    || self.held_total >= l.hold_total
+                    || self.held_bytes + weight > l.hold_total_bytes
+                {
+                    if queue.is_empty() {
+                        self.held.remove(&(space, name.clone()));
+                    }
                     return Err(HubError::QueueFull(to));
                 }
-                queue.push_back(Held { from, deadline: now + ttl, event, mark });
+                queue.push_back(Held { from, deadline: now + ttl, event, mark, weight });
                 self.held_total += 1;
+                self.held_bytes += weight;
                 Ok(Reply::Queued)
             }
             _ => Err(HubError::UnknownPeer(to)),
@@ -327,13 +388,19 @@ impl Hub {
 
     /// Sends now, or queues for an away peer.
     fn deliver(&mut self, to: PeerId, event: Event, out: &mut Vec<Delivery>) -> Delivered {
-        let cap = self.limits.away_queue;
+        let l = &self.limits;
         match self.peers.get_mut(&to).map(|p| &mut p.away) {
             Some(Some(away)) => {
-                if away.queue.len() >= cap {
+                let weight = event.weight();
+                if away.queue.len() >= l.away_queue
+                    || away.bytes + weight > l.away_bytes
+                    || self.away_bytes + weight > l.away_total_bytes
+                {
                     return Delivered::Full;
                 }
                 away.queue.push_back(event);
+                away.bytes += weight;
+                self.away_bytes += weight;
                 Delivered::Queued
             }
             Some(None) => {
@@ -353,22 +420,33 @@ impl Hub {
             self.remove(id, unsent, out);
             return;
         }
+        let added: usize = unsent.iter().map(Event::weight).sum();
+        self.away_bytes += added;
         match &mut peer.away {
             Some(away) => {
                 // Already away (a replaced connection ended): keep order.
                 for (i, e) in unsent.into_iter().enumerate() {
                     away.queue.insert(i, e);
                 }
+                away.bytes += added;
             }
-            None => peer.away = Some(Away { since: now, queue: unsent.into() }),
+            None => peer.away = Some(Away::new(now, unsent)),
         }
         // A connection's leftovers come on top of what queued meanwhile: keep
-        // at most twice the queue bound, and tell the senders of the newest rest.
-        let hard = self.limits.away_queue.saturating_mul(2);
-        let excess: Vec<Event> = match &mut peer.away {
-            Some(away) if away.queue.len() > hard => away.queue.drain(hard..).collect(),
-            _ => Vec::new(),
-        };
+        // at most twice the queue's bounds, and tell the senders of the
+        // newest rest.
+        let (hard, hard_bytes) = (self.limits.away_queue.saturating_mul(2), self.limits.away_bytes.saturating_mul(2));
+        let mut excess = Vec::new();
+        if let Some(away) = &mut peer.away {
+            while away.queue.len() > hard || (away.bytes > hard_bytes && away.queue.len() > 1) {
+                let Some(e) = away.queue.pop_back() else { break };
+                let w = e.weight();
+                away.bytes -= w;
+                self.away_bytes -= w;
+                excess.push(e);
+            }
+            excess.reverse();
+        }
         let call = peer.call;
         let to = peer.names.first().cloned().map(Target::Name).unwrap_or(Target::Id(id));
         self.tell_senders(to, excess, out);
@@ -397,7 +475,7 @@ impl Hub {
 
     fn resume_id(&mut self, id: PeerId, out: &mut Vec<Delivery>) -> Result<(PeerId, Vec<Event>), HubError> {
         let peer = self.peers.get_mut(&id).ok_or(HubError::BadToken)?;
-        let waiting = peer.away.take().map(|a| Vec::from(a.queue)).unwrap_or_default();
+        let waiting = peer.away.take().map(|a| unqueue(&mut self.away_bytes, a)).map(Vec::from).unwrap_or_default();
         if let Some(call) = peer.call
             && let Some(partner) = self.calls.get(&call).map(|c| c.partner(id))
         {
@@ -429,7 +507,7 @@ impl Hub {
                 self.population.remove(&peer.space);
             }
         }
-        let waiting = peer.away.take().map(|a| a.queue).unwrap_or_default();
+        let waiting = peer.away.take().map(|a| unqueue(&mut self.away_bytes, a)).unwrap_or_default();
         let to = peer.names.first().cloned().map(Target::Name).unwrap_or(Target::Id(id));
         self.tell_senders(to, unsent.into_iter().chain(waiting), out);
         let info = PeerInfo { id, name: peer.names.first().cloned(), info: peer.info.clone() };
@@ -485,6 +563,7 @@ impl Hub {
             !queue.is_empty()
         });
         self.held_total -= expired.len();
+        self.held_bytes -= expired.iter().map(|(_, h)| h.weight).sum::<usize>();
         // One notice per sender and name for what expired together (an offer
         // and its candidates), not one per message.
         let mut told: HashSet<(PeerId, Name)> = HashSet::new();

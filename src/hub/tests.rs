@@ -564,3 +564,59 @@ fn a_shared_name_finds_its_earliest_holder() {
     assert_eq!(w.hub.lookup(S, "desk"), Some(b));
     assert_eq!(w.cmd(b, Command::Claim { name: "desk".into(), exclusive: true }), Ok(Reply::Done), "already held");
 }
+
+#[test]
+fn the_away_queue_is_bounded_by_bytes_per_peer_and_in_total() {
+    let mut w = World::new();
+    let big = format!("[{}]", vec!["1"; 4096].join(","));
+    let weight = |w: &mut World, a, b| {
+        w.signal(a, b, &big).unwrap();
+        w.take()[0].event.weight()
+    };
+    let (a, b, c) = (w.peer("a", 30), w.peer("b", 30), w.peer("c", 30));
+    let one = weight(&mut w, a, b);
+    w.hub = Hub::new(Limits { away_bytes: 3 * one, away_total_bytes: 5 * one, ..Limits::default() });
+    let (a, b, c2) = (w.peer("a", 30), w.peer("b", 30), w.peer("c", 30));
+    let _ = c;
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    w.hub.disconnect(c2, false, Vec::new(), w.now, &mut w.out);
+    for _ in 0..3 {
+        assert_eq!(w.signal(a, b, &big), Ok(Reply::Queued));
+    }
+    assert_eq!(w.signal(a, b, &big), Err(HubError::QueueFull(Target::Id(b))), "per peer");
+    assert_eq!(w.signal(a, c2, &big), Ok(Reply::Queued));
+    assert_eq!(w.signal(a, c2, &big), Ok(Reply::Queued));
+    assert_eq!(w.signal(a, c2, &big), Err(HubError::QueueFull(Target::Id(c2))), "in total");
+    // A resume gives the bytes back.
+    let (_, waiting) = w.hub.resume(S, "tok-b", &mut w.out).unwrap();
+    assert_eq!(waiting.len(), 3);
+    assert_eq!(w.signal(a, c2, &big), Ok(Reply::Queued));
+}
+
+#[test]
+fn held_signals_are_bounded_by_bytes_per_name_and_in_total() {
+    let mut w = World::new();
+    let a0 = w.peer("a", 0);
+    let big = payload(&format!("\"{}\"", "x".repeat(60_000)));
+    let hold = |to: &str| Command::Signal {
+        to: Target::Name(to.into()),
+        kind: "OFFER".into(),
+        payload: big.clone(),
+        missing: Missing::Hold(Duration::from_secs(5)),
+        mark: None,
+    };
+    assert_eq!(w.cmd(a0, hold("x")), Ok(Reply::Queued));
+    let one = w.hub.held.values().flatten().map(|h| h.weight).sum::<usize>();
+    w.hub = Hub::new(Limits { hold_bytes_per_name: 2 * one, hold_total_bytes: 3 * one, ..Limits::default() });
+    let a = w.peer("a", 0);
+    assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
+    assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
+    assert_eq!(w.cmd(a, hold("x")), Err(HubError::QueueFull(Target::Name("x".into()))), "per name");
+    assert_eq!(w.cmd(a, hold("y")), Ok(Reply::Queued));
+    assert_eq!(w.cmd(a, hold("z")), Err(HubError::QueueFull(Target::Name("z".into()))), "in total");
+    // Expiry gives the bytes back.
+    w.now += Duration::from_secs(6);
+    w.hub.tick(w.now, &mut w.out);
+    assert_eq!((w.hub.census().held, w.hub.held_bytes), (0, 0));
+    assert_eq!(w.cmd(a, hold("z")), Ok(Reply::Queued));
+}

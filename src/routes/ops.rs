@@ -31,6 +31,6 @@ async fn metrics(State(app): State<App>, entry: Entry) -> Response {
     if let Err(refusal) = admission::admit(&app, Door::Endpoint, &entry) {
         return refusal.into_response();
     }
-    let census = app.hub.read(|h| h.census());
+    let census = app.hub.census();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.hub.metrics().render(census)).into_response()
 }
