@@ -82,10 +82,25 @@ async fn registration_rejection_has_no_message() {
     expect(&mut b, r#"{"id":"registerResponse","response":"rejected"}"#).await;
 }
 
+/// The original takes empty and 60 KB names, and any number of them per
+/// connection: names are 1 to 256 bytes, at most 16 per connection.
 #[tokio::test]
-async fn empty_name_is_accepted_as_the_original_has_no_check() {
+async fn empty_long_and_too_many_names_are_rejected() {
     let s = server().await;
-    let _a = register(&s, "").await;
+    let mut a = connect(&s).await;
+    let long = "n".repeat(257);
+    for bad in ["", long.as_str()] {
+        a.send_text(&format!(r#"{{"id":"register","name":"{bad}"}}"#)).await;
+        expect(&mut a, r#"{"id":"registerResponse","response":"rejected"}"#).await;
+    }
+    for i in 0..16 {
+        a.send_text(&format!(r#"{{"id":"register","name":"n{i}"}}"#)).await;
+        expect(&mut a, r#"{"id":"registerResponse","response":"accepted"}"#).await;
+    }
+    a.send_text(r#"{"id":"register","name":"n16"}"#).await;
+    expect(&mut a, r#"{"id":"registerResponse","response":"rejected"}"#).await;
+    assert_eq!(s.metric(r#"switchboard_errors_total{code="too_many_names"}"#).await, 1.0);
+    assert_eq!(s.metric(r#"switchboard_errors_total{code="bad_name"}"#).await, 2.0);
 }
 
 #[tokio::test]

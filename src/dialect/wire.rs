@@ -87,7 +87,7 @@ pub fn claim_exclusive(ctx: &mut Ctx<'_>, name: Option<&str>) -> Option<Name> {
     match ctx.dispatch(Command::Claim { name: name.clone(), exclusive: true }) {
         Ok(_) => Some(name),
         Err(e) => {
-            tracing::debug!(peer = %ctx.peer, error = %e, "name claim refused");
+            tracing::info!(peer = %ctx.peer, error = %e, "name claim refused");
             None
         }
     }

@@ -43,6 +43,10 @@ pub struct Limits {
     pub hold_total_bytes: usize,
     /// How long a call may ring before it ends with `Timeout`.
     pub ring_timeout: Duration,
+    /// Longest name, in bytes.
+    pub max_name_len: usize,
+    /// Most names one peer may hold at once.
+    pub names_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +62,9 @@ impl Default for Limits {
             hold_total: 100_000,
             hold_total_bytes: 64 << 20,
             ring_timeout: Duration::from_secs(30),
+            // PeerJS ids and tokens are checked against the same length.
+            max_name_len: 256,
+            names_per_peer: 16,
         }
     }
 }
@@ -305,6 +312,17 @@ impl Hub {
         exclusive: bool,
         out: &mut Vec<Delivery>,
     ) -> Result<Reply, HubError> {
+        if name.is_empty() || name.len() > self.limits.max_name_len {
+            return Err(HubError::BadName(self.limits.max_name_len));
+        }
+        let held = self.peers.get(&from).map_or(0, |p| p.names.len());
+        let holders = self.names.entry((space, name.clone())).or_default();
+        if !holders.contains(&from) && held >= self.limits.names_per_peer {
+            if holders.is_empty() {
+                self.names.remove(&(space, name));
+            }
+            return Err(HubError::TooManyNames(self.limits.names_per_peer));
+        }
         let holders = self.names.entry((space, name.clone())).or_default();
         if holders.contains(&from) {
             return Ok(Reply::Done);

@@ -435,6 +435,12 @@ pub enum HubError {
     /// No detached peer has that resume token.
     #[error("that resume token is unknown or expired; connect as a new peer")]
     BadToken,
+    /// A name that is empty or too long.
+    #[error("a name must have 1 to {0} bytes")]
+    BadName(usize),
+    /// The peer holds as many names as one connection may.
+    #[error("one connection may hold at most {0} names; release one first")]
+    TooManyNames(usize),
     /// The space already has as many peers as it may.
     #[error("the server has reached its limit of {0} peers; try again later")]
     SpaceFull(usize),
@@ -455,6 +461,8 @@ impl HubError {
             HubError::QueueFull(_) => "queue_full",
             HubError::BadToken => "bad_token",
             HubError::SpaceFull(_) => "space_full",
+            HubError::BadName(_) => "bad_name",
+            HubError::TooManyNames(_) => "too_many_names",
         }
     }
 }
