@@ -44,7 +44,9 @@ export async function startServer(args = [], opts = {}) {
     const timer = setTimeout(() => fail(new Error(`switchboard did not report a listening address in time; its output:\n${log}`)),
       opts.timeoutMs ?? 15000);
     const onData = () => {
-      const m = log.match(/listening\b.*?addr=(?:\[[^\]]*\]|[0-9.]+):(\d+)/);
+      // Not just `listening ... addr=`: with --turn-listen, a `TURN listening (udp)
+      // addr=` line comes first. The \s after the port: all of it has been read.
+      const m = log.match(/\blistening dialect=\S+ addr=(?:\[[^\]]*\]|[0-9.]+):(\d+)\s/);
       if (m) { done(); resolve(Number(m[1])); }
     };
     const onExit = (code, signal) => fail(new Error(`switchboard exited early (code ${code}, signal ${signal}); its output:\n${log}`));
