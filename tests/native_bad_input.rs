@@ -217,3 +217,84 @@ async fn abrupt_drops_mid_call_and_mid_message_leave_others_working() {
     server.wait_metric("switchboard_connections", |v| v == 2.0).await;
     server.running.shutdown().await;
 }
+
+/// Opens a raw WebSocket to `/ws` and reads past the 101 answer.
+async fn raw_ws(server: &TestServer) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(server.addr(0)).await.unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        server.addr(0)
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        s.read_exact(&mut byte).await.expect("101 answer");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    s
+}
+
+/// A masked client frame (mask key zero: the payload goes as it is).
+fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first];
+    match payload.len() {
+        n @ 0..=125 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Reads frames until a close frame; returns its code.
+async fn close_code(s: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut h = [0u8; 2];
+        tokio::time::timeout(common::WAIT, s.read_exact(&mut h))
+            .await
+            .expect("a frame in time")
+            .expect("a close frame, not a dropped connection");
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                s.read_exact(&mut l).await.unwrap();
+                u16::from_be_bytes(l) as usize
+            }
+            n => n as usize,
+        };
+        let mut body = vec![0u8; len];
+        s.read_exact(&mut body).await.unwrap();
+        if h[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([body[0], body[1]]);
+        }
+    }
+}
+
+/// The WebSocket library refused these and the connection was dropped with
+/// no close frame; now the client is told why, with RFC 6455's codes.
+#[tokio::test]
+async fn protocol_violations_close_with_1007_or_1002_and_others_carry_on() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::native().await;
+    let (mut ann, mut ben) = bystanders(&server).await;
+    let cases: [(&str, Vec<u8>, u16); 3] = [
+        ("invalid UTF-8 in a text frame", frame(0x81, &[b'"', 0xff, 0xfe, b'"']), 1007),
+        ("a reserved opcode", frame(0x83, b"{}"), 1002),
+        ("a ping of 200 bytes (control frames carry at most 125)", frame(0x89, &[b'p'; 200]), 1002),
+    ];
+    for (what, bytes, code) in cases {
+        let mut s = raw_ws(&server).await;
+        s.write_all(&bytes).await.unwrap();
+        assert_eq!(close_code(&mut s).await, code, "{what}");
+    }
+    still_relays(&mut ann, &mut ben).await;
+    assert_eq!(server.metric(r#"switchboard_errors_total{code="protocol_violation"}"#).await, 3.0);
+    server.running.shutdown().await;
+}

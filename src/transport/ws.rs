@@ -211,10 +211,17 @@ async fn drive<P: Protocol>(
                         }
                         Some(Ok(_)) => continue, // ping/pong: answered by the library
                         Some(Err(e)) if is_too_big(&e) => break 'conn too_big(limits.max_frame),
-                        Some(Err(e)) => {
-                            debug!(error = %e, "read failed");
-                            break 'conn End::Abrupt;
-                        }
+                        Some(Err(e)) => match violation(&e) {
+                            Some(close) => {
+                                debug!(error = %e, "protocol violation");
+                                hub.metrics().error("protocol_violation");
+                                break 'conn End::Closed(close);
+                            }
+                            None => {
+                                debug!(error = %e, "read failed");
+                                break 'conn End::Abrupt;
+                            }
+                        },
                         None => break 'conn End::Abrupt,
                     };
                     if text.len() > limits.max_frame {
@@ -330,6 +337,18 @@ fn too_big(max_frame: usize) -> End {
 /// over its own size cap (set above `max_frame`).
 fn is_too_big(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Capacity(_))
+}
+
+/// The close for a frame that breaks RFC 6455: 1007 for a text frame that
+/// is not UTF-8, 1002 for the rest (reserved opcodes or bits, a control
+/// frame over 125 bytes or fragmented, an unmasked client frame...).
+fn violation(e: &tungstenite::Error) -> Option<Close> {
+    use tungstenite::Error;
+    match e {
+        Error::Utf8(_) => Some(Close { code: 1007, reason: "a text frame that is not valid UTF-8".into() }),
+        Error::Protocol(p) => Some(Close { code: 1002, reason: format!("WebSocket protocol error: {p}").into() }),
+        _ => None,
+    }
 }
 
 fn restarting() -> End {
