@@ -375,3 +375,23 @@ async fn a_client_over_the_message_rate_is_disconnected() {
     p3.connect(&auth("Rob-3")).await;
     assert_eq!(p3.next().await, format!(r#"42["availableOffers",[{board}]]"#));
 }
+
+/// The advertised `maxPayload` (1,000,000 bytes) holds on the websocket
+/// transport too: a larger message is refused from its header (the socket
+/// closed), not read and parsed whole; other sockets carry on.
+#[tokio::test]
+async fn a_websocket_message_over_max_payload_closes_that_socket_only() {
+    let srv = server().await;
+    let addr = srv.addr(0);
+    let mut rob1 = join(addr, Mode::Websocket, "Rob-1", None).await;
+    let (mut big, _) = Ws::open(addr).await;
+    big.connect(&auth("Big")).await;
+    let huge = format!(r#"42["newOffer",{{"sdp":"{}"}}]"#, "x".repeat(1_100_000));
+    big.send(&huge).await;
+    big.expect_closed().await;
+    // The board never saw it, and Rob-1 goes on: its offer reaches a newcomer.
+    rob1.send(&format!(r#"42["newOffer",{OFFER}]"#)).await;
+    barrier(&mut rob1).await;
+    let board = stored("Rob-1", OFFER, &[], None, None);
+    let _rob2 = join(addr, Mode::Websocket, "Rob-2", Some(&format!(r#"42["availableOffers",[{board}]]"#))).await;
+}

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::value::RawValue;
 
@@ -73,6 +73,9 @@ pub struct BoardLimits {
     /// Largest offer, answer or candidate accepted, in bytes. An SDP is a few
     /// kilobytes; the original takes anything up to its 1 MB packet limit.
     pub max_item: usize,
+    /// Most bytes of `availableOffers` a newcomer is sent: the newest offers
+    /// that fit. Every newcomer's copy waits in its socket until read.
+    pub max_greeting: usize,
 }
 
 impl Default for BoardLimits {
@@ -83,6 +86,7 @@ impl Default for BoardLimits {
             max_candidates: 64,
             max_bytes: 16 << 20,
             max_item: 64 << 10,
+            max_greeting: 64 << 10,
         }
     }
 }
@@ -207,12 +211,15 @@ pub struct Board {
     limits: BoardLimits,
     /// Sum of the offers' sizes.
     bytes: usize,
+    /// The `availableOffers` payload as of the last change, shared by every
+    /// newcomer until the board changes (not built per socket).
+    greeting: Option<Arc<RawValue>>,
 }
 
 impl Board {
     /// An empty board.
     pub fn new(limits: BoardLimits) -> Board {
-        Board { offers: VecDeque::new(), limits, bytes: 0 }
+        Board { offers: VecDeque::new(), limits, bytes: 0, greeting: None }
     }
 
     /// Offers listed now.
@@ -238,8 +245,34 @@ impl Board {
     // nowhere), and an unbounded list is a memory leak.
     fn prune(&mut self, now: Instant) {
         let keep = self.limits.keep_after_leave;
-        self.offers.retain(|o| o.left_at.is_none_or(|t| now.duration_since(t) < keep));
-        self.bytes = self.offers.iter().map(|o| o.size).sum();
+        let before = self.offers.len();
+        self.offers.retain(|o| o.left_at.is_none_or(|t| now.saturating_duration_since(t) < keep));
+        if self.offers.len() != before {
+            self.bytes = self.offers.iter().map(|o| o.size).sum();
+            self.greeting = None;
+        }
+    }
+
+    /// The `availableOffers` payload: the newest offers whose JSON fits in
+    /// `max_greeting` bytes, oldest first, built once per change.
+    fn greeting(&mut self) -> Option<Arc<RawValue>> {
+        if self.offers.is_empty() {
+            return None;
+        }
+        if self.greeting.is_none() {
+            let mut fit = 0;
+            let mut bytes = 2;
+            for o in self.offers.iter().rev() {
+                bytes += o.size + 256;
+                if bytes > self.limits.max_greeting && fit > 0 {
+                    break;
+                }
+                fit += 1;
+            }
+            let newest: Vec<&Offer> = self.offers.iter().skip(self.offers.len() - fit).collect();
+            self.greeting = RawValue::from_string(to_json(&newest)).ok().map(Arc::from);
+        }
+        self.greeting.clone()
     }
 
     fn check_size(&self, event: &'static str, bytes: usize) -> Result<(), Dropped> {
@@ -249,14 +282,14 @@ impl Board {
 
     /// A user's socket connected: its offers are live again. Returns the
     /// `availableOffers` payload (the whole board) if the board is not empty.
-    pub fn connected(&mut self, user: Option<&Name>, now: Instant) -> Option<String> {
+    pub fn connected(&mut self, user: Option<&Name>, now: Instant) -> Option<Arc<RawValue>> {
         self.prune(now);
         if let Some(user) = user {
             for o in self.offers.iter_mut().filter(|o| o.offerer_user_name.as_ref() == Some(user)) {
                 o.left_at = None;
             }
         }
-        (!self.offers.is_empty()).then(|| to_json(&self.offers))
+        self.greeting()
     }
 
     /// The last socket of a user went away: its offers start to age out.
@@ -283,6 +316,7 @@ impl Board {
             }
         }
         self.bytes += size;
+        self.greeting = None;
         // Quirk of `offers`: the same user offering twice makes two entries;
         // every later lookup by name finds the first.
         self.offers.push_back(Offer {
@@ -322,6 +356,7 @@ impl Board {
         // Answers replace each other: at most one per offer is held.
         offer.size = offer.size - old + answer_size;
         self.bytes = self.bytes - old + answer_size;
+        self.greeting = None;
         Ok(Answered { offerer: offer.offerer_user_name.clone(), response: to_json(&*offer) })
     }
 
@@ -349,6 +384,7 @@ impl Board {
                 offer.offer_ice_candidates.push(candidate.clone());
                 offer.size += size;
                 self.bytes += size;
+                self.greeting = None;
             }
             Ok(offer.answerer_user_name.clone().map(|to| Relay { to, candidate }))
         } else {
@@ -394,14 +430,14 @@ impl Offers {
     /// user's name, shared (`exclusive: false`, so lookups find the first
     /// connected holder, as the original's `Array.find` does), and returns
     /// the `availableOffers` payload to emit, if the board is not empty.
-    pub fn connected(&self, user: Option<&Name>, ctx: &mut Ctx<'_>) -> Option<Box<RawValue>> {
+    pub fn connected(&self, user: Option<&Name>, ctx: &mut Ctx<'_>) -> Option<Arc<RawValue>> {
         let mut board = self.board();
         if let Some(name) = user
             && let Err(e) = ctx.dispatch(Command::Claim { name: name.clone(), exclusive: false })
         {
             tracing::warn!(error = %e, "offers: claim failed");
         }
-        board.connected(user, ctx.now).and_then(|list| RawValue::from_string(list).ok())
+        board.connected(user, ctx.now)
     }
 
     /// A socket of `user` is gone: `detach` takes its peer off the hub; if

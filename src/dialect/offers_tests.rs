@@ -19,6 +19,7 @@ fn board() -> Board {
         max_candidates: 2,
         max_bytes: 1 << 20,
         max_item: 1 << 10,
+        max_greeting: 64 << 10,
     })
 }
 
@@ -94,16 +95,16 @@ fn offers_of_departed_users_are_listed_for_a_while_then_pruned() {
     b.new_offer(name("Rob-2"), OFFER, t0).unwrap();
     b.left(&Name::from("Rob-1"), t0);
     // Still listed to newcomers within the grace.
-    let list = b.connected(name("Rob-3").as_ref(), t0 + Duration::from_secs(59)).unwrap();
+    let list = b.connected(name("Rob-3").as_ref(), t0 + Duration::from_secs(59)).unwrap().get().to_string();
     assert!(list.contains("Rob-1") && list.contains("Rob-2"));
     // Gone after it; the connected user's offer stays.
-    let list = b.connected(name("Rob-3").as_ref(), t0 + Duration::from_secs(60)).unwrap();
+    let list = b.connected(name("Rob-3").as_ref(), t0 + Duration::from_secs(60)).unwrap().get().to_string();
     assert!(!list.contains("Rob-1") && list.contains("Rob-2"), "{list}");
     // A user who comes back (socket.io reconnects with the same auth)
     // revives its offers.
     b.left(&Name::from("Rob-2"), t0 + Duration::from_secs(60));
     b.connected(name("Rob-2").as_ref(), t0 + Duration::from_secs(100));
-    assert_eq!(b.connected(None, t0 + Duration::from_secs(1000)).map(|l| l.contains("Rob-2")), Some(true));
+    assert_eq!(b.connected(None, t0 + Duration::from_secs(1000)).map(|l| l.get().contains("Rob-2")), Some(true));
     assert_eq!(b.len(), 1);
 }
 
@@ -144,6 +145,7 @@ fn payload_sizes_are_bounded_per_item_and_in_total() {
         max_candidates: 10,
         max_bytes: 200,
         max_item: 90,
+        max_greeting: 64 << 10,
     });
     let t0 = Instant::now();
     let big = format!(r#"{{"sdp":"{}"}}"#, "x".repeat(100));
@@ -161,4 +163,23 @@ fn payload_sizes_are_bounded_per_item_and_in_total() {
     assert_eq!(b.offers().next().unwrap().offer_ice_candidates.len(), 0);
     let huge = format!(r#"{{"offererUserName":"B","answer":{big}}}"#);
     assert!(matches!(b.answer(name("Z"), &huge, |_| {}), Err(Dropped::TooLarge { .. })));
+}
+
+#[test]
+fn a_newcomer_gets_the_newest_offers_that_fit_and_one_shared_copy() {
+    let mut b = Board::new(BoardLimits { max_greeting: 3 * 1024, max_item: 2048, ..BoardLimits::default() });
+    let sdp = |i: usize| format!(r#"{{"type":"offer","sdp":"{}{i}"}}"#, "v".repeat(900));
+    let t0 = Instant::now();
+    for i in 0..10 {
+        b.new_offer(name(&format!("u{i}")), &sdp(i), t0).unwrap();
+    }
+    let first = b.connected(None, t0).expect("a greeting");
+    let text = first.get();
+    assert!(text.len() <= 3 * 1024, "bounded: {} bytes", text.len());
+    assert!(text.contains("u9") && !text.contains("\"u0\""), "the newest: {text}");
+    let again = b.connected(None, t0).expect("a greeting");
+    assert!(std::sync::Arc::ptr_eq(&first, &again), "built once, shared by newcomers");
+    b.new_offer(name("u10"), &sdp(10), t0).unwrap();
+    let changed = b.connected(None, t0).expect("a greeting");
+    assert!(changed.get().contains("u10"), "rebuilt after a change");
 }

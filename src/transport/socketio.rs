@@ -155,6 +155,10 @@ pub fn layer(app: App) -> SocketIoLayer {
         .ping_interval(PING_INTERVAL)
         .ping_timeout(PING_TIMEOUT)
         .max_payload(MAX_PAYLOAD)
+        // The same bound on the websocket transport: a larger message is
+        // refused from its header, not read and parsed whole.
+        .ws_max_message_size(MAX_PAYLOAD as usize)
+        .ws_max_frame_size(MAX_PAYLOAD as usize)
         .max_buffer_size(SOCKET_BUFFER)
         .build_layer();
     let shared = Arc::new(Shared { app: app.clone(), offers: Offers::new(BoardLimits::default()) });
@@ -197,7 +201,7 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
         over_rate: over_rate.clone(),
     });
     if let Some(list) = greeting {
-        s.extensions.insert(Greeting(Arc::from(list)));
+        s.extensions.insert(Greeting(list));
     }
     s.on_fallback(async |_: Handled| {});
     s.on_disconnect(async |s: SocketRef| {
