@@ -64,6 +64,11 @@ impl Heard {
         self.0.store(clock_ms(now), Ordering::Relaxed);
     }
 
+    /// Whether the client was heard at or after `at`.
+    pub fn since(&self, at: Instant) -> bool {
+        self.0.load(Ordering::Relaxed) >= clock_ms(at)
+    }
+
     /// How long the client has been silent at `now`.
     pub fn silent_for(&self, now: Instant) -> Duration {
         Duration::from_millis(clock_ms(now).saturating_sub(self.0.load(Ordering::Relaxed)))
@@ -300,6 +305,18 @@ impl LocalHub {
         }
         self.flush(st, &mut out, now);
         Ok(att)
+    }
+
+    /// Asks the connection of the peer holding `name` in `space` to check
+    /// that its client is still there (a WebSocket ping); returns when the
+    /// client was last heard, to compare after a while. `None` when no
+    /// connected peer holds the name.
+    pub fn probe(&self, space: SpaceId, name: &str) -> Option<Heard> {
+        let st = self.lock();
+        let holder = st.hub.lookup(space, name)?;
+        let conn = st.outboxes.get(&holder)?;
+        conn.tx.probe();
+        Some(conn.heard.clone())
     }
 
     /// Applies a command from `from` and sends what results.

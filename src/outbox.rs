@@ -118,6 +118,9 @@ pub enum Next<T, A> {
     Alarm(A),
     /// The next event.
     Event(T),
+    /// Someone asked whether the client is still there (see
+    /// [`Sender::probe`]): the connection should ping it.
+    Probe,
     /// No events left and none will come.
     Closed,
 }
@@ -140,6 +143,8 @@ struct State<T, A> {
     alarm: Option<A>,
     /// Events wait unseen until [`Sender::release`] (see [`Sender::hold`]).
     held: bool,
+    /// A probe was asked for and not yet seen by the receiver.
+    probe: bool,
 }
 
 impl<T, A> State<T, A> {
@@ -273,6 +278,7 @@ pub fn channel<T, A>(budget: Budget) -> (Sender<T, A>, Receiver<T, A>) {
         closed: false,
         alarm: None,
         held: false,
+        probe: false,
     };
     let shared = Arc::new(Shared { state: Mutex::new(state), budget });
     (Sender { shared: shared.clone() }, Receiver { shared })
@@ -364,6 +370,12 @@ impl<T, A> Sender<T, A> {
         std::mem::take(&mut st.queue).into_iter().map(|(event, _)| event).collect()
     }
 
+    /// Asks the receiver to check that its client is still there; it sees
+    /// [`Next::Probe`] ahead of waiting events.
+    pub fn probe(&self) {
+        self.shared.update(|st| st.probe = true);
+    }
+
     /// Raises the alarm; the first one raised is the one the receiver sees.
     pub fn alarm(&self, alarm: A) {
         self.shared.update(|st| {
@@ -402,6 +414,9 @@ impl<T, A: Copy> Receiver<T, A> {
             let mut st = self.shared.lock();
             if let Some(alarm) = st.alarm {
                 return Poll::Ready(Next::Alarm(alarm));
+            }
+            if std::mem::take(&mut st.probe) {
+                return Poll::Ready(Next::Probe);
             }
             if st.held {
                 st.park(cx);

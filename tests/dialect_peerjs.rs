@@ -198,10 +198,10 @@ async fn other_token_gets_id_taken_and_same_token_takes_over() {
     let s = server(|_| {}).await;
     let mut a1 = open(&s, "alice", "t1").await;
     let mut b = open(&s, "bob", "tb").await;
-    assert_eq!(
-        refused(&url(&s, "peerjs", "alice", "t2")).await,
-        r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#
-    );
+    // A live holder (it answers the server's ping, as a browser does).
+    let other = url(&s, "peerjs", "alice", "t2");
+    let (frame, ()) = tokio::join!(refused(&other), a1.answer_pings_for(WAIT / 2));
+    assert_eq!(frame, r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#);
     // The holder is untouched by the refused attempt.
     b.send_text(r#"{"type":"OFFER","dst":"alice","payload":"x"}"#).await;
     assert_eq!(a1.recv_text().await, r#"{"type":"OFFER","src":"bob","dst":"alice","payload":"x"}"#);
@@ -336,4 +336,22 @@ async fn leave_without_dst_ends_the_registration() {
     let (code, _) = a.recv_close().await;
     assert_eq!(code, 1000);
     let _a2 = open_retrying(&s, "alice", "t2").await;
+}
+
+/// A page whose network vanished (its socket still looks open) and that
+/// reloads gets its id back at once: the holder is pinged and, silent for
+/// the probe time, replaced; before, the reload got ID-TAKEN for 15 s.
+#[tokio::test]
+async fn a_frozen_holder_is_probed_and_the_reloaded_page_gets_its_id_within_3_s() {
+    let s = server(|_| {}).await;
+    let mut frozen = open(&s, "alice", "t1").await;
+    let mut b = open(&s, "bob", "tb").await;
+    let started = std::time::Instant::now();
+    let mut reloaded = Client::connect(&url(&s, "peerjs", "alice", "t2")).await;
+    assert_eq!(reloaded.recv_text().await, r#"{"type":"OPEN"}"#);
+    assert!(started.elapsed() < Duration::from_secs(3), "OPEN after {:?}", started.elapsed());
+    // The frozen connection is the one closed; the id routes to the new one.
+    assert_eq!(frozen.recv_close().await.0, 1008);
+    b.send_text(r#"{"type":"OFFER","dst":"alice","payload":"x"}"#).await;
+    assert_eq!(reloaded.recv_text().await, r#"{"type":"OFFER","src":"bob","dst":"alice","payload":"x"}"#);
 }

@@ -95,6 +95,12 @@ pub const PING_EVERY: Duration = Duration::from_secs(5);
 /// loses its id to a client with another token: three missed pings.
 pub const DEAD_AFTER: Duration = Duration::from_secs(15);
 
+/// How long a connection holding an id that another token claims has to
+/// answer a ping before the newcomer gets the id: a page reloaded after a
+/// network drop gets its id back within this, instead of `ID-TAKEN` until
+/// [`DEAD_AFTER`]; two live tabs with one id still get `ID-TAKEN`.
+pub const PROBE_WAIT: Duration = Duration::from_millis(1500);
+
 /// Longest id or token accepted.
 const MAX_ID: usize = 256;
 
@@ -139,7 +145,7 @@ pub struct RegistrationQuery {
 }
 
 /// A registration that passed the checks: claim `id` under `token`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Registration {
     /// The id the client chose.
     pub id: Name,

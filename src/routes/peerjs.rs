@@ -18,11 +18,12 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use crate::admission::{self, Door, Entry};
 use crate::app::App;
 use crate::clock;
-use crate::dialect::peerjs::{self, PeerJs, RegistrationQuery};
-use crate::hub::PeerOpts;
+use crate::dialect::peerjs::{self, PeerJs, Registration, RegistrationQuery};
+use crate::hub::{HubError, PeerOpts};
 use crate::local_hub::{Attachment, KeyedClaim};
 use crate::port::HubPort;
 use crate::routes::upgrade;
+use crate::transport::upgrade::Socket;
 use crate::transport::ws::{ConnLimits, refuse, run_connection};
 
 /// Routes of the peerjs dialect.
@@ -90,30 +91,67 @@ async fn peerjs_ws(
         let ping_every = peerjs::PING_EVERY.min(alive / 2).max(Duration::from_millis(100));
         let limits = ConnLimits { idle_timeout: alive, ping_every, ..admission.limits };
         // Decided before any await, so the connection's long-lived future
-        // holds the socket once (in whichever branch runs).
-        match register(&app, query) {
-            Ok((att, id)) => {
-                let proto = PeerJs::new(&id, app.config.peerjs.expire_timeout);
-                Either::Left(run_connection(socket, proto, att, app.hub.clone(), limits, "peerjs"))
-            }
-            Err(frame) => Either::Right(refuse(socket, frame, peerjs::refused())),
+        // holds the socket once (in whichever branch runs); the rare
+        // contested claim is boxed so it does not grow every connection.
+        let reg = match query.check(&app.config.peerjs.key) {
+            Ok(reg) => reg,
+            Err(frame) => return Either::Right(Either::Left(refuse(socket, frame, peerjs::refused()))),
+        };
+        match claim(&app, reg.clone(), peerjs::DEAD_AFTER) {
+            Ok(att) => Either::Left(run(socket, app, att, &reg, limits)),
+            Err(HubError::NameTaken(_)) => Either::Right(Either::Right(Box::pin(contested(socket, app, reg, limits)))),
+            Err(e) => Either::Right(Either::Left(refuse(socket, refusal(&app, &e), peerjs::refused()))),
         }
     })
 }
 
-/// Checks the registration and claims its id; on refusal, the frame to send.
-fn register(app: &App, query: RegistrationQuery) -> Result<(Attachment, String), String> {
-    let pj = &app.config.peerjs;
-    let reg = query.check(&pj.key)?;
-    let opts = PeerOpts { grace: app.config.grace };
-    let limit = Some(pj.concurrent_limit);
-    let id = reg.id.to_string();
-    let claim = KeyedClaim { opts, name: reg.id, key: reg.token, limit, dead_after: peerjs::DEAD_AFTER };
-    match app.hub.attach_keyed(app.space, claim, clock::now()) {
-        Ok(att) => Ok((att, id)),
-        Err(e) => {
-            app.hub.metrics().error(e.code());
-            Err(peerjs::claim_refused(&e))
-        }
+fn run(
+    socket: Socket,
+    app: App,
+    att: Attachment,
+    reg: &Registration,
+    limits: ConnLimits,
+) -> impl Future<Output = ()> + Send + use<> {
+    let proto = PeerJs::new(&reg.id, app.config.peerjs.expire_timeout);
+    run_connection(socket, proto, att, app.hub.clone(), limits, "peerjs")
+}
+
+/// Another token holds the id: ping its connection, and give the id to the
+/// newcomer if the holder does not answer within [`peerjs::PROBE_WAIT`]
+/// (a page reloaded after its network dropped); `ID-TAKEN` if it does.
+async fn contested(socket: Socket, app: App, reg: Registration, limits: ConnLimits) {
+    let asked = clock::now();
+    let mut answered = true;
+    if let Some(heard) = app.hub.probe(app.space, &reg.id) {
+        answered = loop {
+            if heard.since(asked) {
+                break true;
+            }
+            if clock::now().saturating_duration_since(asked) >= peerjs::PROBE_WAIT {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
     }
+    // Silent since the probe, so for at least the probe time: dead.
+    let dead_after = if answered { peerjs::DEAD_AFTER } else { peerjs::PROBE_WAIT / 2 };
+    match claim(&app, reg.clone(), dead_after) {
+        Ok(att) => run(socket, app, att, &reg, limits).await,
+        Err(e) => refuse(socket, refusal(&app, &e), peerjs::refused()).await,
+    }
+}
+
+/// Claims the registered id; its holder counts as dead when silent for
+/// longer than `dead_after`.
+fn claim(app: &App, reg: Registration, dead_after: Duration) -> Result<Attachment, HubError> {
+    let pj = &app.config.peerjs;
+    let opts = PeerOpts { grace: app.config.grace };
+    let claim = KeyedClaim { opts, name: reg.id, key: reg.token, limit: Some(pj.concurrent_limit), dead_after };
+    app.hub.attach_keyed(app.space, claim, clock::now())
+}
+
+/// The frame refusing a claim, counted.
+fn refusal(app: &App, e: &HubError) -> String {
+    app.hub.metrics().error(e.code());
+    peerjs::claim_refused(e)
 }

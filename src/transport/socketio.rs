@@ -252,6 +252,8 @@ async fn run(
             }
             next = att.rx.next() => match next {
                 Next::Event(ev) => emit(&s, ev),
+                // Engine.IO's own pings watch socket.io clients.
+                Next::Probe => {}
                 // Shutdown closes every transport on its own (see above).
                 Next::Alarm(KickReason::Shutdown) | Next::Closed => break,
                 Next::Alarm(reason) => {

@@ -173,6 +173,14 @@ async fn drive<P: Protocol>(
                             break 'conn restarting();
                         }
                         Next::Alarm(reason) => break 'conn kicked(reason),
+                        Next::Probe => {
+                            // Is the client still there? Its pong (or anything
+                            // else it sends) updates `heard`.
+                            if let Err(end) = guard!(socket.send(Message::Ping(Default::default()))).await {
+                                break 'conn end;
+                            }
+                            continue;
+                        }
                         Next::Closed => break 'conn End::Abrupt,
                     };
                     let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);

@@ -212,6 +212,18 @@ impl Client {
         v
     }
 
+    /// Reads for `for_` as a live client does, answering pings; fails on
+    /// any frame but pings and pongs.
+    pub async fn answer_pings_for(&mut self, for_: Duration) {
+        let until = tokio::time::Instant::now() + for_;
+        while let Ok(msg) = tokio::time::timeout_at(until, self.ws.next()).await {
+            match msg {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected only pings, got {other:?}"),
+            }
+        }
+    }
+
     /// Asserts nothing arrives for a short while.
     pub async fn expect_silence(&mut self, for_: Duration) {
         match tokio::time::timeout(for_, self.ws.next()).await {
