@@ -8,7 +8,9 @@
 //! may do) or the [`Refusal`] to send. New checks (authentication, per-IP
 //! limits, allowed origins) go here, once, for every dialect.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -16,7 +18,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
-use crate::transport::ws::ConnLimits;
+use crate::clock;
+use crate::config::EntryLimits;
+use crate::transport::ws::{Bucket, ConnLimits};
 
 /// What a request asks for.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -52,6 +56,18 @@ impl Entry {
         }
     }
 
+    /// The client's address: the peer address, or, when the peer is a
+    /// trusted proxy, the nearest address in `X-Forwarded-For` that is not.
+    pub fn client_ip(&self, trusted: &[IpAddr]) -> Option<IpAddr> {
+        let peer = self.remote?.ip();
+        if !trusted.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded = self.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
+        Some(hops.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer))
+    }
+
     /// The `Origin` header, if it is text.
     pub fn origin(&self) -> Option<&str> {
         self.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
@@ -79,10 +95,80 @@ impl<S: Send + Sync> FromRequestParts<S> for Entry {
 }
 
 /// What an admitted request may do.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Admission {
     /// Limits of the connection (frame size, rate, keep-alive).
     pub limits: ConnLimits,
+    /// Counts the connection against its client address while held: keep
+    /// it for the connection's life.
+    pub ticket: Option<Ticket>,
+}
+
+/// Connections per client address, and their rate of arrival.
+#[derive(Debug)]
+pub struct Gate {
+    limits: EntryLimits,
+    /// Std mutex: held for a lookup, never across an await.
+    clients: Mutex<HashMap<IpAddr, Client>>,
+}
+
+#[derive(Debug)]
+struct Client {
+    open: usize,
+    arrivals: Bucket,
+}
+
+/// Entries kept for addresses with no open connection before the idle ones
+/// are forgotten (their arrival rate has recovered).
+const REMEMBERED: usize = 10_000;
+
+impl Gate {
+    /// A gate with these limits.
+    pub fn new(limits: EntryLimits) -> Arc<Gate> {
+        Arc::new(Gate { limits, clients: Mutex::new(HashMap::new()) })
+    }
+
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Client>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lets one more connection in from `ip`, or says why not.
+    fn enter(self: &Arc<Gate>, ip: IpAddr) -> Result<Ticket, String> {
+        let now = clock::now();
+        let rate = self.limits.connect_rate;
+        let mut clients = self.clients();
+        if clients.len() >= REMEMBERED {
+            clients.retain(|_, c| c.open > 0 || !c.arrivals.is_full(now));
+        }
+        let client = clients.entry(ip).or_insert_with(|| Client { open: 0, arrivals: Bucket::new(rate, rate * 2) });
+        if client.open >= self.limits.per_ip {
+            return Err(format!(
+                "too many connections from your address ({} open, limit {}); close some and try again",
+                client.open, self.limits.per_ip
+            ));
+        }
+        if !client.arrivals.take(now) {
+            return Err(format!("too many new connections from your address (limit {rate} per second); slow down"));
+        }
+        client.open += 1;
+        Ok(Ticket { gate: self.clone(), ip })
+    }
+}
+
+/// One admitted connection, counted against its client address until
+/// dropped.
+#[derive(Debug)]
+pub struct Ticket {
+    gate: Arc<Gate>,
+    ip: IpAddr,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(c) = self.gate.clients().get_mut(&self.ip) {
+            c.open = c.open.saturating_sub(1);
+        }
+    }
 }
 
 /// Why a request may not enter, as the client will be told.
@@ -109,7 +195,16 @@ impl IntoResponse for Refusal {
 }
 
 /// Decides whether `entry` may go through `door` of `app`'s listener.
-pub fn admit(app: &App, door: Door, _entry: &Entry) -> Result<Admission, Refusal> {
+pub fn admit(app: &App, door: Door, entry: &Entry) -> Result<Admission, Refusal> {
+    let limits = &app.config.entry;
+    if !limits.allowed_origins.is_empty()
+        && let Some(origin) = entry.origin()
+        && !limits.allowed_origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    {
+        let msg = format!("pages from {origin} may not connect here (see --allowed-origin)");
+        return Err(refuse(app, StatusCode::FORBIDDEN, msg, "origin_not_allowed"));
+    }
+    let mut ticket = None;
     if door == Door::Connection {
         let open = app.hub.metrics().open_connections();
         let max = app.config.max_connections;
@@ -121,8 +216,17 @@ pub fn admit(app: &App, door: Door, _entry: &Entry) -> Result<Admission, Refusal
                 "too_many_connections",
             ));
         }
+        // Loopback is not limited per address: local tools and tests, and a
+        // local proxy not declared with --trusted-proxy, which would put
+        // every client under one address.
+        if let Some(ip) = entry.client_ip(&limits.trusted_proxies).filter(|ip| !ip.is_loopback()) {
+            match app.gate.enter(ip) {
+                Ok(t) => ticket = Some(t),
+                Err(msg) => return Err(refuse(app, StatusCode::TOO_MANY_REQUESTS, msg, "too_many_from_address")),
+            }
+        }
     }
-    Ok(Admission { limits: app.config.conn.clone() })
+    Ok(Admission { limits: app.config.conn.clone(), ticket })
 }
 
 /// A refusal, counted.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Gate;
 use crate::config::Config;
 use crate::hub::SpaceId;
 use crate::local_hub::LocalHub;
@@ -22,6 +23,8 @@ pub struct App {
     pub space: SpaceId,
     /// Cancelled when the server shuts down; connections watch it.
     pub shutdown: CancellationToken,
+    /// Connections per client address (shared by every listener).
+    pub gate: Arc<Gate>,
     /// Tracks connection tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
 }

@@ -106,6 +106,22 @@ pub struct ServeArgs {
     /// Most simultaneous connections per process [default: 100000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Most simultaneous connections from one client address [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// New connections per second one client address may open (twice that
+    /// in a burst) [default: 20].
+    #[arg(long, env = "SWITCHBOARD_CONNECT_RATE")]
+    pub connect_rate: Option<u32>,
+    /// Address of a proxy in front of switchboard whose `X-Forwarded-For`
+    /// names the client (repeatable); without it the header is ignored.
+    #[arg(long = "trusted-proxy", env = "SWITCHBOARD_TRUSTED_PROXY", value_name = "IP", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins whose pages may connect (e.g. https://app.example.com;
+    /// repeatable); requests from browsers on other origins are refused.
+    /// Default: any origin.
+    #[arg(long = "allowed-origin", env = "SWITCHBOARD_ALLOWED_ORIGINS", value_name = "ORIGIN", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
     /// Seconds a dropped peer may resume with its token [default: 30].
     #[arg(long, env = "SWITCHBOARD_GRACE", value_name = "SECS")]
     pub grace: Option<u64>,
@@ -250,6 +266,12 @@ pub struct FileConfig {
     rate: Option<u32>,
     burst: Option<u32>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    connect_rate: Option<u32>,
+    #[serde(default)]
+    trusted_proxies: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
     grace: Option<u64>,
     ring_timeout: Option<u64>,
     room_max: Option<usize>,
@@ -365,6 +387,8 @@ pub struct Config {
     pub conn: ConnLimits,
     /// Most simultaneous connections.
     pub max_connections: usize,
+    /// Who may connect, from where, how fast.
+    pub entry: EntryLimits,
     /// Resume grace.
     pub grace: Duration,
     /// Ring timeout.
@@ -387,6 +411,26 @@ pub struct Config {
     pub socketio_client: Option<PathBuf>,
 }
 
+/// Limits applied at admission, before a connection is accepted.
+#[derive(Clone, Debug)]
+pub struct EntryLimits {
+    /// Most simultaneous connections from one client address.
+    pub per_ip: usize,
+    /// New connections per second from one client address (0 = unlimited).
+    pub connect_rate: u32,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Origins allowed to connect; empty: any.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for EntryLimits {
+    fn default() -> Self {
+        // A household or office behind one NAT: a few dozen tabs at once.
+        EntryLimits { per_ip: 64, connect_rate: 20, trusted_proxies: Vec::new(), allowed_origins: Vec::new() }
+    }
+}
+
 /// Outbox size: far above one call's burst of ICE candidates and presence
 /// updates, small enough that a stuck client costs little memory.
 pub const OUTBOX_CAP: usize = 256;
@@ -399,6 +443,7 @@ impl Default for Config {
             turn: None,
             conn: ConnLimits::default(),
             max_connections: 100_000,
+            entry: EntryLimits::default(),
             grace: Duration::from_secs(30),
             ring_timeout: Duration::from_secs(30),
             room_max: 4,
@@ -475,6 +520,20 @@ impl Config {
                 ..d.conn.clone()
             },
             max_connections: args.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+            entry: EntryLimits {
+                per_ip: args.max_connections_per_ip.or(file.max_connections_per_ip).unwrap_or(d.entry.per_ip),
+                connect_rate: args.connect_rate.or(file.connect_rate).unwrap_or(d.entry.connect_rate),
+                trusted_proxies: if args.trusted_proxies.is_empty() {
+                    file.trusted_proxies.clone()
+                } else {
+                    args.trusted_proxies.clone()
+                },
+                allowed_origins: if args.allowed_origins.is_empty() {
+                    file.allowed_origins.clone()
+                } else {
+                    args.allowed_origins.clone()
+                },
+            },
             grace: secs(args.grace, file.grace, d.grace),
             ring_timeout: secs(args.ring_timeout, file.ring_timeout, d.ring_timeout),
             room_max: args.room_max.or(file.room_max).unwrap_or(d.room_max),

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::admission::Gate;
 use crate::app::App;
 use crate::config::{Config, ListenerConfig};
 use crate::dialect::DialectKind;
@@ -52,6 +53,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let hub = LocalHub::new(limits, Flow { budget, slow_after: config.slow_after });
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let gate = Gate::new(config.entry.clone());
     let mut addrs = Vec::new();
     let mut servers = Vec::new();
     for (i, l) in config.listeners.iter().enumerate() {
@@ -61,6 +63,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             space: SpaceId(i as u32),
             shutdown: stop.clone(),
             tracker: tracker.clone(),
+            gate: gate.clone(),
         };
         let listener = TcpListener::bind(l.listen).await.with_context(|| bind_hint(l))?;
         let addr = listener.local_addr()?;

@@ -15,6 +15,7 @@ pub mod peerjs;
 use std::future::Future;
 
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 
 use crate::admission::{self, Admission, Door, Entry};
 use crate::app::App;
@@ -33,15 +34,18 @@ where
     F: FnOnce(Socket, App, Admission) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let admission = match admission::admit(&app, Door::Connection, entry) {
+    let mut admission = match admission::admit(&app, Door::Connection, entry) {
         Ok(admission) => admission,
         Err(refusal) => return refusal.into_response(),
     };
+    // Counted against its address for as long as the connection runs (the
+    // future is built first: wrapping it keeps one copy of the socket).
+    let ticket = admission.ticket.take();
     // The library's cap sits above ours so that we, not it, refuse an
     // oversize message (with our close code and reason).
     ws.max_message_size(admission.limits.max_frame * 2).on_upgrade(move |socket| {
         let tracker = app.tracker.clone();
-        tracker.track_future(start(socket, app, admission))
+        tracker.track_future(start(socket, app, admission).map(move |()| drop(ticket)))
     })
 }
 

@@ -52,7 +52,7 @@ use socketioxide::socket::Socket;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::admission::{self, Door, Entry, Refusal};
+use crate::admission::{self, Door, Entry, Refusal, Ticket};
 use crate::app::App;
 use crate::clock;
 use crate::dialect::Ctx;
@@ -177,7 +177,7 @@ pub fn layer(app: App) -> SocketIoLayer {
 /// refusal reaches the client as `connect_error` with its message.
 async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value>) -> Result<(), Refusal> {
     let app = &shared.app;
-    admission::admit(app, Door::Connection, &Entry::from_parts(s.req_parts()))?;
+    let admission = admission::admit(app, Door::Connection, &Entry::from_parts(s.req_parts()))?;
     let auth = auth.unwrap_or(serde_json::Value::Null);
     // Quirk of `offers`: a wrong password is not refused with connect_error:
     // the socket connects and is then disconnected ("io server disconnect").
@@ -210,7 +210,8 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
         }
     });
     let span = info_span!("conn", peer = %att.peer, dialect = "offers");
-    app.tracker.spawn(run(shared.clone(), s, user, att, gone, over_rate).instrument(span));
+    let ticket = admission.ticket;
+    app.tracker.spawn(run(shared.clone(), s, user, att, gone, over_rate, ticket).instrument(span));
     Ok(())
 }
 
@@ -236,6 +237,8 @@ async fn run(
     mut att: Attachment,
     gone: CancellationToken,
     over_rate: CancellationToken,
+    // Counts this socket against its client address until the loop ends.
+    _ticket: Option<Ticket>,
 ) {
     info!(user = user.as_deref().unwrap_or(""), sid = %s.id, "connected");
     let mut check = tokio::time::interval(PING_INTERVAL);

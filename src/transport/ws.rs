@@ -56,7 +56,8 @@ impl Default for ConnLimits {
     }
 }
 
-/// Token bucket for the per-connection message rate.
+/// Token bucket for a rate (messages per connection, connections per address).
+#[derive(Debug)]
 pub(crate) struct Bucket {
     tokens: f64,
     last: Instant,
@@ -67,6 +68,13 @@ pub(crate) struct Bucket {
 impl Bucket {
     pub(crate) fn new(rate: u32, burst: u32) -> Bucket {
         Bucket { tokens: f64::from(burst), last: clock::now(), rate: f64::from(rate), burst: f64::from(burst) }
+    }
+
+    /// Whether the bucket has refilled to its burst at `now` (nothing
+    /// recent to remember).
+    pub(crate) fn is_full(&self, now: Instant) -> bool {
+        self.rate <= 0.0
+            || self.tokens + now.saturating_duration_since(self.last).as_secs_f64() * self.rate >= self.burst
     }
 
     /// Takes one token for a message that arrived `now`; false when the
