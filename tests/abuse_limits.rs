@@ -96,3 +96,21 @@ async fn only_allowed_origins_may_connect() {
     let (status, _) = upgrade(server.addr(0), "").await;
     assert!(status.contains(" 101 "), "{status}");
 }
+
+#[tokio::test]
+async fn a_peer_may_be_in_at_most_16_rooms() {
+    let server = TestServer::native().await;
+    let (mut c, _) = server.named("joiner").await;
+    for i in 0..16 {
+        c.send(&serde_json::json!({"type": "join", "room": format!("r{i}"), "ref": i})).await;
+        assert_eq!(c.recv_type("ok").await["ref"], i);
+    }
+    c.send(&serde_json::json!({"type": "join", "room": "r16", "ref": 16})).await;
+    let err = c.recv_type("error").await;
+    assert_eq!(err["code"], "too_many_rooms", "{err}");
+    // Leaving one makes room.
+    c.send(&serde_json::json!({"type": "leave", "room": "r0", "ref": "l"})).await;
+    assert_eq!(c.recv_type("ok").await["ref"], "l");
+    c.send(&serde_json::json!({"type": "join", "room": "r16", "ref": 17})).await;
+    assert_eq!(c.recv_type("ok").await["ref"], 17);
+}

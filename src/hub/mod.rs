@@ -47,6 +47,11 @@ pub struct Limits {
     pub max_name_len: usize,
     /// Most names one peer may hold at once.
     pub names_per_peer: usize,
+    /// Most rooms one peer may be in at once (dialects' own rooms aside).
+    pub rooms_per_peer: usize,
+    /// Most members of any room (presence goes to every member on each
+    /// change, so its cost grows with the square of this).
+    pub room_members: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +70,8 @@ impl Default for Limits {
             // PeerJS ids and tokens are checked against the same length.
             max_name_len: 256,
             names_per_peer: 16,
+            rooms_per_peer: 16,
+            room_members: 10_000,
         }
     }
 }

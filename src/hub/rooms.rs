@@ -28,10 +28,13 @@ impl Hub {
             let others = members.iter().filter(|m| **m != from).map(|m| self.info(*m)).collect();
             return Ok(Reply::Joined { members: others });
         }
-        if let Some(max) = max
-            && members.len() >= max
-        {
+        let max = max.map_or(self.limits.room_members, |m| m.min(self.limits.room_members));
+        if members.len() >= max {
             return Err(HubError::RoomFull(room, max));
+        }
+        let joined = self.peers.get(&from).map_or(0, |p| p.rooms.iter().filter(|r| !r.starts_with(INTERNAL)).count());
+        if !room.starts_with(INTERNAL) && joined >= self.limits.rooms_per_peer {
+            return Err(HubError::TooManyRooms(self.limits.rooms_per_peer));
         }
         if let Some(peer) = self.peers.get_mut(&from) {
             peer.rooms.push(room.clone());

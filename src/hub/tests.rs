@@ -620,3 +620,20 @@ fn held_signals_are_bounded_by_bytes_per_name_and_in_total() {
     assert_eq!((w.hub.census().held, w.hub.held_bytes), (0, 0));
     assert_eq!(w.cmd(a, hold("z")), Ok(Reply::Queued));
 }
+
+#[test]
+fn rooms_per_peer_and_members_per_room_are_bounded() {
+    let mut w = World::new();
+    w.hub = Hub::new(Limits { rooms_per_peer: 2, room_members: 2, ..Limits::default() });
+    let (a, b, c) = (w.peer("a", 0), w.peer("b", 0), w.peer("c", 0));
+    let join = |room: &str| Command::Join { room: room.into(), info: None, max: None };
+    assert!(w.cmd(a, join("r1")).is_ok());
+    assert!(w.cmd(a, join("r2")).is_ok());
+    assert_eq!(w.cmd(a, join("r3")), Err(HubError::TooManyRooms(2)));
+    // Dialects' own rooms (presence lists) do not count.
+    assert!(w.cmd(a, join("\u{0}presence")).is_ok());
+    assert!(w.cmd(b, join("r1")).is_ok());
+    assert_eq!(w.cmd(c, join("r1")), Err(HubError::RoomFull("r1".into(), 2)));
+    // A room's own smaller bound still applies.
+    assert!(w.cmd(b, Command::Join { room: "r2".into(), info: None, max: Some(1) }).is_err());
+}

@@ -441,6 +441,9 @@ pub enum HubError {
     /// The peer holds as many names as one connection may.
     #[error("one connection may hold at most {0} names; release one first")]
     TooManyNames(usize),
+    /// The peer is in as many rooms as one may be.
+    #[error("one peer may be in at most {0} rooms; leave one first")]
+    TooManyRooms(usize),
     /// The space already has as many peers as it may.
     #[error("the server has reached its limit of {0} peers; try again later")]
     SpaceFull(usize),
@@ -463,6 +466,7 @@ impl HubError {
             HubError::SpaceFull(_) => "space_full",
             HubError::BadName(_) => "bad_name",
             HubError::TooManyNames(_) => "too_many_names",
+            HubError::TooManyRooms(_) => "too_many_rooms",
         }
     }
 }
