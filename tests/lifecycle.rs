@@ -76,3 +76,45 @@ async fn a_silent_client_is_dropped_by_the_heartbeat_and_a_talking_one_stays() {
     drop(frozen);
     server.running.shutdown().await;
 }
+
+/// A restart (SIGTERM, a new process on the same port): clients come back
+/// as their protocol allows. A PeerJS client registers again with its id and
+/// token and is reachable; a native client's resume token died with the old
+/// process, so it is told `bad_token` and gets a fresh welcome.
+#[tokio::test]
+async fn after_a_restart_clients_come_back_as_their_protocol_allows() {
+    let mut old = Bin::spawn(&["--dialect", "peerjs", "--listen", "127.0.0.1:0"], &[]);
+    let addr = old.addr();
+    let url = |id: &str| format!("ws://{addr}/peerjs?key=peerjs&id={id}&token=t-{id}");
+    let mut alice = Client::connect(&url("alice")).await;
+    assert_eq!(alice.recv_text().await, r#"{"type":"OPEN"}"#);
+    old.signal("TERM");
+    assert_eq!(alice.recv_close().await.0, 1012);
+    assert!(tokio::task::spawn_blocking(move || old.wait_exit()).await.unwrap().success());
+
+    let new = Bin::spawn(&["--dialect", "peerjs", "--listen", &addr.to_string()], &[]);
+    assert_eq!(new.addr(), addr);
+    let mut alice = Client::connect(&url("alice")).await;
+    assert_eq!(alice.recv_text().await, r#"{"type":"OPEN"}"#, "the same id and token register again");
+    let mut bob = Client::connect(&url("bob")).await;
+    assert_eq!(bob.recv_text().await, r#"{"type":"OPEN"}"#);
+    bob.send_text(r#"{"type":"OFFER","dst":"alice","payload":{"sdp":1}}"#).await;
+    assert_eq!(alice.recv_text().await, r#"{"type":"OFFER","src":"bob","dst":"alice","payload":{"sdp":1}}"#);
+    drop(new);
+
+    let mut old = Bin::spawn(&["--listen", "127.0.0.1:0"], &[]);
+    let addr = old.addr();
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    let welcome = c.recv().await;
+    let token = welcome["resume"].as_str().expect("a resume token").to_string();
+    old.signal("TERM");
+    told_to_reconnect(&mut c).await;
+    assert!(tokio::task::spawn_blocking(move || old.wait_exit()).await.unwrap().success());
+    let new = Bin::spawn(&["--listen", &addr.to_string()], &[]);
+    assert_eq!(new.addr(), addr);
+    let mut c = Client::connect(&format!("ws://{addr}/ws?resume={token}")).await;
+    let first = c.recv().await;
+    assert_eq!((first["type"].as_str(), first["code"].as_str()), (Some("error"), Some("bad_token")), "{first}");
+    let fresh = c.recv().await;
+    assert_eq!((fresh["type"].as_str(), fresh["resumed"].as_bool()), (Some("welcome"), Some(false)), "{fresh}");
+}
