@@ -48,7 +48,14 @@ impl Running {
 pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     let turn = crate::turn::start(&mut config).await?;
     let config = Arc::new(config);
-    let limits = Limits { away_queue: config.away_queue, ring_timeout: config.ring_timeout, ..Limits::default() };
+    // What a dropped connection leaves in its outbox moves to its resume
+    // queue, which therefore takes as much.
+    let limits = Limits {
+        away_queue: config.away_queue,
+        away_bytes: config.queue_bytes.saturating_mul(2),
+        ring_timeout: config.ring_timeout,
+        ..Limits::default()
+    };
     let budget = Budget { per_queue: config.queue_bytes, total: Total::new(config.queue_total_bytes) };
     let hub = LocalHub::new(limits, Flow { budget, slow_after: config.slow_after });
     let stop = CancellationToken::new();

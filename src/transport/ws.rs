@@ -20,6 +20,10 @@ use crate::outbox::Next;
 use crate::port::Pressure;
 use crate::transport::upgrade::Socket;
 
+/// Bytes of frames written in one batch at most: what a connection holds
+/// in flight (and gives back if the write does not finish).
+const BATCH_BYTES: usize = 64 * 1024;
+
 /// How long a closing handshake (or shutdown notice) may wait for room in a
 /// socket whose client stopped reading, before the socket is just dropped.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -194,8 +198,14 @@ async fn drive<P: Protocol>(
                     let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);
                     inflight.push(event.clone());
                     proto.deliver(event, &mut ctx);
-                    // Drain what else is ready, then write once.
+                    // Drain what else is ready (a bounded batch), then write once.
+                    let (mut batch, mut counted) = (0, 0);
                     for _ in 0..64 {
+                        batch += ctx.out[counted..].iter().map(String::len).sum::<usize>();
+                        counted = ctx.out.len();
+                        if batch >= BATCH_BYTES {
+                            break;
+                        }
                         match att.rx.try_recv() {
                             Ok(event) => {
                                 inflight.push(event.clone());
