@@ -258,7 +258,7 @@ async fn drive<P: Protocol>(
                         hub.metrics().error("rate_limited");
                         break 'conn End::Closed(Close { code: 1008, reason: reason.into() });
                     }
-                    let mut ctx = Ctx::new(&hub, att.peer, att.space, clock::now(), &mut out);
+                    let mut ctx = Ctx::new(&hub, att.peer, att.space, last_heard, &mut out);
                     ctx.pressure = Pressure::waiting();
                     proto.received(text.as_str(), &mut ctx);
                     pressure = std::mem::take(&mut ctx.pressure);
