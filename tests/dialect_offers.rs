@@ -395,3 +395,25 @@ async fn a_websocket_message_over_max_payload_closes_that_socket_only() {
     let board = stored("Rob-1", OFFER, &[], None, None);
     let _rob2 = join(addr, Mode::Websocket, "Rob-2", Some(&format!(r#"42["availableOffers",[{board}]]"#))).await;
 }
+
+/// A burst of 260 candidates to the answerer (one write over the
+/// websocket) reaches it whole: the receiver is not closed as slow.
+#[tokio::test]
+async fn a_burst_of_candidates_to_the_answerer_is_delivered_whole() {
+    let srv = server().await;
+    let addr = srv.addr(0);
+    let mut rob1 = join(addr, Mode::Websocket, "Rob-1", None).await;
+    let mut rob2 = join(addr, Mode::Websocket, "Rob-2", None).await;
+    rob1.send(&format!(r#"42["newOffer",{OFFER}]"#)).await;
+    rob2.next().await; // newOfferAwaiting
+    let with_answer = stored("Rob-1", OFFER, &[], None, Some(ANSWER));
+    rob2.send(&format!(r#"420["newAnswer",{with_answer}]"#)).await;
+    assert_eq!(rob2.next().await, "430[[]]");
+    rob1.next().await; // answerResponse
+    let Sock::Ws(ws) = &mut rob1 else { panic!("a websocket") };
+    let burst: Vec<String> = (0..260).map(|i| ice(&format!(r#"{{"candidate":"c{i}"}}"#), "Rob-1", true)).collect();
+    ws.send_burst(&burst).await;
+    for i in 0..260 {
+        assert_eq!(rob2.next().await, format!(r#"42["receivedIceCandidateFromServer",{{"candidate":"c{i}"}}]"#));
+    }
+}

@@ -43,12 +43,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event as EventName, SocketRef, TryData};
 use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
+use socketioxide::{SendError, SocketError, SocketIo};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -67,6 +67,8 @@ const PING_INTERVAL: Duration = Duration::from_secs(25);
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Packets socketioxide may hold for one socket that does not read.
 const SOCKET_BUFFER: usize = 256;
+/// How often a full socket buffer is tried again.
+const BUFFER_RETRY: Duration = Duration::from_millis(5);
 /// The original's `maxHttpBufferSize` (1e6), advertised as `maxPayload`.
 const MAX_PAYLOAD: u64 = 1_000_000;
 
@@ -254,7 +256,14 @@ async fn run(
                 break;
             }
             next = att.rx.next() => match next {
-                Next::Event(ev) => emit(&s, ev),
+                Next::Event(ev) => {
+                    if !emit(&s, ev, shared.app.config.slow_after).await {
+                        warn!("socket buffer full and not read: disconnecting slow client");
+                        shared.app.hub.metrics().queue_drop();
+                        let _ = s.clone().disconnect();
+                        break;
+                    }
+                }
                 // Engine.IO's own pings watch socket.io clients.
                 Next::Probe => {}
                 // Shutdown closes every transport on its own (see above).
@@ -293,11 +302,27 @@ fn cleanup(shared: &Shared, user: Option<&Name>, mut att: Attachment) {
 }
 
 /// A hub event for this socket, emitted as the dialect translates it.
-fn emit(s: &SocketRef, ev: Event) {
-    if let Some((kind, payload)) = offers::emit_of(ev)
-        && let Err(e) = s.emit(&*kind, &payload)
-    {
-        debug!(error = %e, kind = &*kind, "emit failed");
+/// socketioxide holds at most [`SOCKET_BUFFER`] packets for a socket; when
+/// they are all waiting, this waits for the client to read (as a WebSocket
+/// connection waits for its socket) instead of dropping the event. False
+/// when the client read nothing for `slow_after`.
+async fn emit(s: &SocketRef, ev: Event, slow_after: Duration) -> bool {
+    let Some((kind, payload)) = offers::emit_of(ev) else { return true };
+    let since = clock::now();
+    loop {
+        match s.emit(&*kind, &payload) {
+            Ok(()) => return true,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                if clock::now().saturating_duration_since(since) >= slow_after {
+                    return false;
+                }
+                tokio::time::sleep(BUFFER_RETRY).await;
+            }
+            Err(e) => {
+                debug!(error = %e, kind = &*kind, "emit failed");
+                return true;
+            }
+        }
     }
 }
 

@@ -168,6 +168,14 @@ impl Ws {
         self.ws.send(Message::Text(packet.to_string().into())).await.expect("send");
     }
 
+    /// Sends packets in one go (one flush: as few TCP writes as possible).
+    pub async fn send_burst(&mut self, packets: &[String]) {
+        for p in packets {
+            self.ws.feed(Message::Text(p.clone().into())).await.expect("feed");
+        }
+        self.ws.flush().await.expect("flush");
+    }
+
     /// The next packet that is not a ping (pings are answered).
     pub async fn next(&mut self) -> String {
         while let Some(p) = self.pending.pop_front() {
