@@ -251,3 +251,24 @@ fn the_secrets_never_show_in_the_settings() {
         assert!(!shown.contains("hush-hush") && !shown.contains("scrape-token-42"), "{shown}");
     }
 }
+
+#[tokio::test]
+async fn es256_tokens_from_a_private_key_pass_a_server_started_with_the_public_key() {
+    let dir = common::temp_dir("auth-es256");
+    let pair = rcgen::KeyPair::generate().expect("a P-256 key");
+    let (private, public) = (dir.join("private.pem"), dir.join("public.pem"));
+    std::fs::write(&private, pair.serialize_pem()).expect("write");
+    std::fs::write(&public, pair.public_key_pem()).expect("write");
+    let private = private.to_str().expect("utf-8 path");
+    let (status, out, err) = Bin::run(&["token", "--sub", "alice", "--private-key", private]);
+    assert!(status.success(), "{err}");
+    let minted = out.trim().to_string();
+
+    let bin = Bin::spawn(&["--listen", "127.0.0.1:0", "--auth-public-key", public.to_str().expect("path")], &[]);
+    let url = format!("ws://{}/ws", bin.addr());
+    let mut c = connect(&format!("{url}?access_token={minted}"), &[]).await.expect("admitted");
+    c.recv_type("welcome").await;
+    let hs256 = token("alice", &[]);
+    let body = refused(&format!("{url}?access_token={hs256}"), &[], 401).await;
+    assert!(body.contains("ES256"), "an HS256 token is refused by a public key server: {body}");
+}
