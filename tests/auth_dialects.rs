@@ -8,10 +8,11 @@ mod common;
 mod eio;
 
 use common::auth::{self, connect, expired, get, refused, token, wrong_signature};
-use common::{Client, TestServer, expect_exact};
+use common::{Client, TestServer, WAIT, expect_exact};
 use eio::Polling;
 use switchboard::Config;
 use switchboard::dialect::DialectKind;
+use switchboard::hub::SpaceId;
 
 async fn server(dialect: DialectKind, tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config::single(dialect, "127.0.0.1:0".parse().expect("addr"));
@@ -203,10 +204,28 @@ async fn peerjs_expired_token_is_refused() {
 #[tokio::test]
 async fn peerjs_id_outside_the_token_gets_an_error_frame_and_the_close() {
     let server = server(DialectKind::Peerjs, |_| {}).await;
-    let mut c = connect(&peerjs_url(&server, &token("alice", &[]), "bob"), &[]).await.expect("admitted");
-    let msg = "your access token does not allow the name 'bob'; use the name it was issued for";
-    expect_exact(&mut c, &format!(r#"{{"type":"ERROR","payload":{{"msg":"{msg}"}}}}"#)).await;
-    assert_eq!(c.recv_close().await, (1008, "registration refused".to_string()));
+    // alice drops without a close: her id waits for her (another PeerJS
+    // token could take it over), but not for a client whose access token
+    // is someone else's.
+    let mut alice = connect(&peerjs_url(&server, &token("alice", &[]), "alice"), &[]).await.expect("admitted");
+    expect_exact(&mut alice, r#"{"type":"OPEN"}"#).await;
+    alice.drop_abruptly().await;
+    let hub = &server.running.hub;
+    let away = || hub.read(|h| h.lookup(SpaceId(0), "alice").is_some_and(|p| h.is_away(p)));
+    tokio::time::timeout(WAIT, async {
+        while !away() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("alice is away");
+    let url = server.ws_url(&format!("/peerjs?key={}&id=alice&token=tab2", token("mallory", &[])));
+    let mut mallory = connect(&url, &[]).await.expect("admitted");
+    let msg = "your access token does not allow the name 'alice'; use the name it was issued for";
+    expect_exact(&mut mallory, &format!(r#"{{"type":"ERROR","payload":{{"msg":"{msg}"}}}}"#)).await;
+    assert_eq!(mallory.recv_close().await, (1008, "registration refused".to_string()));
+    assert!(away(), "alice's id still waits for her");
+    assert_eq!(hub.read(|h| h.census().peers), 1, "the refused client left no peer behind");
     server.running.shutdown().await;
 }
 
