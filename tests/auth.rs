@@ -272,3 +272,24 @@ async fn es256_tokens_from_a_private_key_pass_a_server_started_with_the_public_k
     let body = refused(&format!("{url}?access_token={hs256}"), &[], 401).await;
     assert!(body.contains("ES256"), "an HS256 token is refused by a public key server: {body}");
 }
+
+#[test]
+fn the_config_file_turns_auth_on_and_flags_win() {
+    use clap::Parser;
+    let dir = common::temp_dir("auth-config");
+    let file = dir.join("switchboard.toml");
+    std::fs::write(&file, format!("auth_secret = \"{SECRET}\"\nmetrics_token = \"scrape\"\n")).expect("write");
+    let path = file.to_str().expect("utf-8 path");
+    let cli = switchboard::config::Cli::parse_from(["switchboard", "--config", path]);
+    let config = switchboard::Config::from_args(&cli.serve).expect("valid");
+    let verifier = config.auth.expect("auth is on");
+    assert_eq!(verifier.verify(&token("alice", &[])).map(|i| i.sub.to_string()), Ok("alice".to_string()));
+    assert_eq!(config.metrics_token.as_ref().map(|t| t.expose()), Some("scrape"));
+
+    let cli =
+        switchboard::config::Cli::parse_from(["switchboard", "--config", path, "--auth-secret", "another-secret"]);
+    let config = switchboard::Config::from_args(&cli.serve).expect("valid");
+    assert!(config.auth.expect("auth is on").verify(&token("alice", &[])).is_err(), "the flag's secret wins");
+    let cli = switchboard::config::Cli::parse_from(["switchboard", "--auth-secret", ""]);
+    assert!(switchboard::Config::from_args(&cli.serve).is_err(), "an empty secret is refused");
+}
