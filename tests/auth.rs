@@ -293,3 +293,16 @@ fn the_config_file_turns_auth_on_and_flags_win() {
     let cli = switchboard::config::Cli::parse_from(["switchboard", "--auth-secret", ""]);
     assert!(switchboard::Config::from_args(&cli.serve).is_err(), "an empty secret is refused");
 }
+
+#[tokio::test]
+async fn ice_with_auth_on_needs_a_valid_token() {
+    let server = server().await;
+    let addr = server.addr(0);
+    assert_eq!(get(addr, "/ice", &[]).await.0, 401, "missing");
+    assert_eq!(get(addr, &format!("/ice?access_token={}", wrong_signature("a")), &[]).await.0, 401, "wrong signature");
+    assert_eq!(get(addr, &format!("/ice?access_token={}", expired("a")), &[]).await.0, 401, "expired");
+    let (status, body) = get(addr, &format!("/ice?access_token={}", token("alice", &[])), &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("iceServers"), "{body}");
+    server.running.shutdown().await;
+}
