@@ -5,8 +5,18 @@
 //! (the PeerJS peer list, `/metrics`). It sees what the request carries
 //! ([`Entry`]: peer address, `Origin`, path, query, headers, WebSocket
 //! subprotocols) and returns either an [`Admission`] (what the connection
-//! may do) or the [`Refusal`] to send. New checks (authentication, per-IP
-//! limits, allowed origins) go here, once, for every dialect.
+//! may do) or the [`Refusal`] to send. New checks (per-IP limits, allowed
+//! origins) go here, once, for every dialect.
+//!
+//! Authentication (on with `--auth-secret` or `--auth-public-key`): the
+//! request must carry a valid access token ([`crate::auth`]), looked for in
+//! this order: the `access_token` query parameter, a `Sec-WebSocket-Protocol`
+//! entry `access_token.<token>`, `Authorization: Bearer <token>`, the
+//! `switchboard_token` cookie, then what the entry point's own protocol
+//! carries ([`Entry::token`]: socket.io's `auth.token`, the PeerJS `key`).
+//! The first one found decides. Its identity goes with the [`Admission`];
+//! the hub enforces its claims. `/metrics` ([`Door::Operator`]) takes the
+//! `--metrics-token` bearer token instead when one is set.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,8 +28,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::App;
+use crate::auth::{self, Identity, TokenError};
 use crate::clock;
 use crate::config::EntryLimits;
+use crate::hub::PeerOpts;
 use crate::transport::ws::{Bucket, ConnLimits};
 
 /// What a request asks for.
@@ -28,8 +40,12 @@ pub enum Door {
     /// A long-lived connection (WebSocket, socket.io): counts against the
     /// connection limit.
     Connection,
-    /// An HTTP endpoint that reveals state (a peer list, metrics).
+    /// An HTTP endpoint that reveals state or hands something out (a peer
+    /// list, a PeerJS id).
     Endpoint,
+    /// An endpoint for the operator (`/metrics`): `--metrics-token` if set,
+    /// else an access token when authentication is on.
+    Operator,
 }
 
 /// The facts of a request that admission may look at.
@@ -43,6 +59,10 @@ pub struct Entry {
     pub query: Option<String>,
     /// Request headers (`Origin`, `Sec-WebSocket-Protocol`, cookies...).
     pub headers: HeaderMap,
+    /// An access token carried by the entry point's own protocol (socket.io's
+    /// handshake `auth.token`, the PeerJS `key`), set by its route; tried
+    /// after the request's own places.
+    pub token: Option<String>,
 }
 
 impl Entry {
@@ -53,6 +73,7 @@ impl Entry {
             path: parts.uri.path().to_string(),
             query: parts.uri.query().map(str::to_string),
             headers: parts.headers.clone(),
+            token: None,
         }
     }
 
@@ -84,6 +105,48 @@ impl Entry {
             .filter(|p| !p.is_empty())
             .collect()
     }
+
+    /// A query parameter, decoded (the first if repeated).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(self.query.as_deref()?).ok()?;
+        pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// A cookie's value.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim_matches('"'))
+    }
+
+    /// The `Authorization: Bearer` credential.
+    pub fn bearer(&self) -> Option<&str> {
+        let value = self.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, credential) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| credential.trim())
+    }
+
+    /// The subprotocol entry that carries an access token, if offered.
+    pub fn token_protocol(&self) -> Option<&str> {
+        self.subprotocols().into_iter().find(|p| p.starts_with(auth::PROTOCOL_PREFIX))
+    }
+
+    /// The access token the request carries, from the first place that has
+    /// one (see the module doc for the order).
+    pub fn access_token(&self) -> Option<String> {
+        let non_empty = |t: &str| (!t.is_empty()).then(|| t.to_string());
+        self.query_param(auth::QUERY_PARAM)
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.token_protocol().and_then(|p| p.strip_prefix(auth::PROTOCOL_PREFIX)).and_then(non_empty))
+            .or_else(|| self.bearer().and_then(non_empty))
+            .or_else(|| self.cookie(auth::COOKIE).and_then(non_empty))
+            .or_else(|| self.token.as_deref().and_then(non_empty))
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Entry {
@@ -102,6 +165,21 @@ pub struct Admission {
     /// Counts the connection against its client address while held: keep
     /// it for the connection's life.
     pub ticket: Option<Ticket>,
+    /// Who the access token says the client is; `None` when authentication
+    /// is off (or at `/metrics` with `--metrics-token`).
+    pub identity: Option<Identity>,
+    /// The `Sec-WebSocket-Protocol` entry the upgrade answers with: the
+    /// token entry the client offered (a browser fails a handshake whose
+    /// offered protocols get no answer).
+    pub protocol: Option<String>,
+}
+
+impl Admission {
+    /// Options of a peer of this connection: `grace`, and the identity's
+    /// grant for the hub to enforce.
+    pub fn peer_opts(&self, grace: std::time::Duration) -> PeerOpts {
+        PeerOpts { grace, grant: self.identity.as_ref().map(Identity::grant) }
+    }
 }
 
 /// Connections per client address, and their rate of arrival.
@@ -226,7 +304,43 @@ pub fn admit(app: &App, door: Door, entry: &Entry) -> Result<Admission, Refusal>
             }
         }
     }
-    Ok(Admission { limits: app.config.conn.clone(), ticket })
+    let protocol = entry.token_protocol().map(str::to_string);
+    let admission = |identity| Admission { limits: app.config.conn.clone(), ticket, identity, protocol };
+    if door == Door::Operator
+        && let Some(expected) = &app.config.metrics_token
+    {
+        if entry.bearer().is_some_and(|t| same(t.as_bytes(), expected.expose().as_bytes())) {
+            return Ok(admission(None));
+        }
+        let msg = "this endpoint needs the metrics token: send Authorization: Bearer <the --metrics-token value>";
+        return Err(refuse(app, StatusCode::UNAUTHORIZED, msg.into(), "metrics_token"));
+    }
+    let Some(verifier) = &app.config.auth else { return Ok(admission(None)) };
+    let Some(token) = entry.access_token() else {
+        let msg = format!(
+            "this server requires an access token: pass it as the {q} query parameter, a Sec-WebSocket-Protocol \
+             entry {p}<token>, an Authorization: Bearer header or the {c} cookie (see docs/security.md)",
+            q = auth::QUERY_PARAM,
+            p = auth::PROTOCOL_PREFIX,
+            c = auth::COOKIE,
+        );
+        return Err(refuse(app, StatusCode::UNAUTHORIZED, msg, "token_missing"));
+    };
+    match verifier.verify(&token) {
+        Ok(identity) => Ok(admission(Some(identity))),
+        Err(e) => {
+            let code = match e {
+                TokenError::Expired => "token_expired",
+                TokenError::Invalid(_) => "token_invalid",
+            };
+            Err(refuse(app, StatusCode::UNAUTHORIZED, e.to_string(), code))
+        }
+    }
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A refusal, counted.

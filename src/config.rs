@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::auth::Verifier;
 use crate::dialect::DialectKind;
 use crate::ice::{IceConfig, IceServer, Secret};
 use crate::transport::tls::TlsFiles;
@@ -41,6 +42,32 @@ pub enum Cmd {
     /// Create a local CA and a certificate for this machine (localhost,
     /// 127.0.0.1, ::1, LAN addresses) and print how to trust the CA.
     Cert(CertArgs),
+    /// Print an access token (JWT) for testing a server started with
+    /// --auth-secret (or --auth-public-key, given the private key).
+    Token(TokenArgs),
+}
+
+/// Flags of `switchboard token`.
+#[derive(Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// Who the holder is: the one name it may claim.
+    #[arg(long, value_name = "NAME")]
+    pub sub: String,
+    /// A room it may join; repeatable; `*` for any room.
+    #[arg(long = "room", value_name = "ROOM")]
+    pub rooms: Vec<String>,
+    /// How long it is accepted at connect: 30s, 15m, 1h, 2d.
+    #[arg(long, default_value = "1h", value_parser = crate::auth::parse_ttl)]
+    pub ttl: Duration,
+    /// Shared secret to sign with (HS256), as the server's --auth-secret.
+    #[arg(long, env = "SWITCHBOARD_AUTH_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub auth_secret: Option<Secret>,
+    /// Private key (PEM) to sign with instead: ES256 (P-256) or RS256.
+    #[arg(long, value_name = "FILE", conflicts_with = "auth_secret")]
+    pub private_key: Option<PathBuf>,
+    /// Config file to read `auth_secret` from.
+    #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `switchboard cert`.
@@ -151,6 +178,36 @@ pub struct ServeArgs {
     /// Seconds to wait for connections to close on shutdown [default: 5].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_DEADLINE", value_name = "SECS")]
     pub shutdown_deadline: Option<u64>,
+    /// Require an access token (JWT, HS256 signed with this secret) on every
+    /// connection and on the endpoints that reveal state (docs/security.md).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_AUTH_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        help_heading = "Authentication"
+    )]
+    pub auth_secret: Option<Secret>,
+    /// Require an access token signed with the private half of this public
+    /// key (PEM: RSA for RS256, EC for ES256, or Ed25519) instead.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_AUTH_PUBLIC_KEY",
+        value_name = "FILE",
+        conflicts_with = "auth_secret",
+        help_heading = "Authentication"
+    )]
+    pub auth_public_key: Option<PathBuf>,
+    /// Bearer token that /metrics requires (Authorization: Bearer TOKEN);
+    /// without it, /metrics takes an access token when auth is on.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_METRICS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "Authentication"
+    )]
+    pub metrics_token: Option<Secret>,
     /// Settings of the peerjs dialect.
     #[command(flatten)]
     pub peerjs: PeerjsArgs,
@@ -280,6 +337,12 @@ pub struct FileConfig {
     slow_after: Option<u64>,
     shutdown_deadline: Option<u64>,
     socketio_client: Option<PathBuf>,
+    /// HS256 secret of access tokens (`--auth-secret`).
+    auth_secret: Option<Secret>,
+    /// Public key file of access tokens (`--auth-public-key`).
+    auth_public_key: Option<PathBuf>,
+    /// Bearer token of `/metrics` (`--metrics-token`).
+    metrics_token: Option<Secret>,
     /// Settings of the peerjs dialect (`[peerjs]`).
     #[serde(default)]
     peerjs: PeerjsArgs,
@@ -409,6 +472,10 @@ pub struct Config {
     pub peerjs: PeerjsConfig,
     /// socket.io client bundle to serve (`offers`), if given.
     pub socketio_client: Option<PathBuf>,
+    /// Checks access tokens; `None`: authentication is off.
+    pub auth: Option<Verifier>,
+    /// Bearer token `/metrics` requires, if set.
+    pub metrics_token: Option<Secret>,
 }
 
 /// Limits applied at admission, before a connection is accepted.
@@ -454,6 +521,8 @@ impl Default for Config {
             shutdown_deadline: Duration::from_secs(5),
             peerjs: PeerjsConfig::default(),
             socketio_client: None,
+            auth: None,
+            metrics_token: None,
         }
     }
 }
@@ -544,6 +613,8 @@ impl Config {
             shutdown_deadline: secs(args.shutdown_deadline, file.shutdown_deadline, d.shutdown_deadline),
             peerjs: PeerjsConfig::from_args(&args.peerjs, &file.peerjs)?,
             socketio_client: args.socketio_client.clone().or(file.socketio_client.clone()),
+            auth: auth_verifier(args, &file)?,
+            metrics_token: args.metrics_token.clone().or(file.metrics_token.clone()),
         };
         config.validate()?;
         Ok(config)
@@ -592,6 +663,34 @@ pub fn default_listen(dialect: DialectKind, port_env: Option<&str>) -> anyhow::R
         _ => return Ok(dialect.default_listen()),
     };
     Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// The token verifier the flags or the file ask for (flags win), if any.
+fn auth_verifier(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Option<Verifier>> {
+    let (secret, public_key) = if args.auth_secret.is_some() || args.auth_public_key.is_some() {
+        (args.auth_secret.as_ref(), args.auth_public_key.as_ref())
+    } else {
+        (file.auth_secret.as_ref(), file.auth_public_key.as_ref())
+    };
+    match (secret, public_key) {
+        (Some(_), Some(_)) => bail!("give auth_secret or auth_public_key, not both"),
+        (Some(secret), None) => {
+            if secret.expose().is_empty() {
+                bail!("--auth-secret is empty; give a long random string (e.g. `openssl rand -hex 32`)");
+            }
+            if secret.expose().len() < 32 {
+                tracing::warn!("--auth-secret is shorter than 32 bytes: easy to guess; use `openssl rand -hex 32`");
+            }
+            Ok(Some(Verifier::secret(secret.expose())))
+        }
+        (None, Some(path)) => Verifier::public_key_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The `auth_secret` of a config file, for `switchboard token --config`.
+pub fn file_auth_secret(path: &Path) -> anyhow::Result<Option<Secret>> {
+    Ok(load_file(path)?.auth_secret)
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {

@@ -15,7 +15,10 @@
 //!   hub commands and hub events to frames. No I/O. Shared wire helpers in
 //!   [`dialect::wire`]; specifications in `docs/dialects/`.
 //! - [`admission`]: the one decision whether a request may enter (every
-//!   WebSocket, the socket.io handshake, HTTP endpoints that reveal state).
+//!   WebSocket, the socket.io handshake, HTTP endpoints that reveal state),
+//!   including the access token when authentication is on ([`auth`]: JWT
+//!   verification and minting). The token's identity becomes the peer's
+//!   grant, which the hub enforces on every name and room claim.
 //! - [`transport`]: sockets: the WebSocket upgrade and connection loop with
 //!   the limits every dialect shares; socket.io (via socketioxide) for the
 //!   `offers` dialect; TLS. Moves frames, enforces limits, no protocol.
@@ -37,6 +40,7 @@
 
 pub mod admission;
 pub mod app;
+pub mod auth;
 pub mod cert;
 pub mod clock;
 pub mod config;

@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock;
 use crate::hub::{
-    Command, Delivery, Event, Hub, HubError, Keyed, Limits, Name, PeerId, PeerInfo, PeerOpts, Reply, SpaceId, Target,
-    Undelivered,
+    Command, Delivery, Event, Grant, Hub, HubError, Keyed, Limits, Name, PeerId, PeerInfo, PeerOpts, Reply, SpaceId,
+    Target, Undelivered,
 };
 use crate::metrics::Metrics;
 use crate::outbox;
@@ -261,12 +261,20 @@ impl LocalHub {
         }
     }
 
-    /// Resumes an away (or still connected) peer of `space` by token. The new
-    /// connection first receives, in order, everything that waited for the peer.
-    pub fn resume(&self, space: SpaceId, token: &str, now: Instant) -> Result<Attachment, HubError> {
+    /// Resumes an away (or still connected) peer of `space` by token, for
+    /// a connection whose access token grants `grant` (see [`Hub::resume`]).
+    /// The new connection first receives, in order, everything that waited
+    /// for the peer.
+    pub fn resume(
+        &self,
+        space: SpaceId,
+        token: &str,
+        grant: Option<Grant>,
+        now: Instant,
+    ) -> Result<Attachment, HubError> {
         let mut st = self.lock();
         let mut out = Vec::new();
-        let (peer, waiting) = st.hub.resume(space, token, &mut out)?;
+        let (peer, waiting) = st.hub.resume(space, token, grant, &mut out)?;
         let handover = Handover { token: Some(Name::from(token)), resumed: true, waiting };
         let att = self.take_over(&mut st, peer, space, handover, now);
         self.shared.metrics.resumed();

@@ -1,8 +1,10 @@
 //! The `switchboard` binary: parse flags, set up logging, run the server
 //! until SIGINT or SIGTERM.
 
+use anyhow::Context;
 use clap::Parser;
-use switchboard::config::{Cli, Cmd, Config};
+use switchboard::auth::{Claims, Signer};
+use switchboard::config::{Cli, Cmd, Config, TokenArgs};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -32,7 +34,34 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", switchboard::cert::trust_instructions(&made.ca_cert));
             Ok(())
         }
+        Cmd::Token(args) => {
+            println!("{}", token(&args)?);
+            Ok(())
+        }
     }
+}
+
+/// The access token `switchboard token` prints.
+fn token(args: &TokenArgs) -> anyhow::Result<String> {
+    let signer = match (&args.private_key, &args.auth_secret) {
+        (Some(path), _) => {
+            let pem = std::fs::read(path).with_context(|| format!("reading the private key {}", path.display()))?;
+            Signer::private_key_pem(&pem).with_context(|| format!("--private-key {}", path.display()))?
+        }
+        (None, Some(secret)) => Signer::secret(secret.expose()),
+        (None, None) => {
+            let from_file = match &args.config {
+                Some(path) => switchboard::config::file_auth_secret(path)?,
+                None => None,
+            };
+            let secret = from_file.context(
+                "no key to sign with: give --auth-secret SECRET (or SWITCHBOARD_AUTH_SECRET, or auth_secret in \
+                 --config FILE), as the server has it, or --private-key FILE",
+            )?;
+            Signer::secret(secret.expose())
+        }
+    };
+    signer.mint(&Claims::new(&args.sub, &args.rooms, args.ttl, std::time::SystemTime::now()))
 }
 
 /// Listens for Ctrl-C (SIGINT) and SIGTERM from now on — before the server

@@ -234,7 +234,11 @@ impl Flutter {
             && self.id.is_none()
             && let Err(e) = ctx.dispatch(Command::Claim { name: name.clone(), exclusive: false })
         {
+            // Only an access token that does not allow the id refuses a shared
+            // claim: the connection is not listed under an id it may not use.
             debug!(error = %e, "claiming the user id failed");
+            ctx.send(error_reason(&e.to_string()));
+            return;
         }
         self.id = id;
         // A second `new` replaces the profile in place (the hub tells the others).

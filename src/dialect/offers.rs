@@ -24,7 +24,7 @@ use serde_json::value::RawValue;
 
 use super::Ctx;
 use super::wire::{self, truthy};
-use crate::hub::{Command, Event, Name, Payload, Target};
+use crate::hub::{Command, Event, HubError, Name, Payload, Target};
 
 /// Event names, verbatim.
 pub mod event {
@@ -188,6 +188,12 @@ struct IceIn<'a> {
 /// (Non-strings never match anything: the original client always sends a string.)
 pub fn user_name(auth: &serde_json::Value) -> Option<Name> {
     auth.get("userName").and_then(|v| v.as_str()).map(Name::from)
+}
+
+/// The access token in the handshake `auth` object (`auth.token`), where
+/// socket.io clients put credentials; the original's client sends none.
+pub fn access_token(auth: &serde_json::Value) -> Option<String> {
+    auth.get("token").and_then(|v| v.as_str()).map(str::to_string)
 }
 
 /// Whether the handshake `auth` object carries the password (`"x"`).
@@ -429,15 +435,20 @@ impl Offers {
     /// A socket of `user` connected (its peer is `ctx.peer`): claims the
     /// user's name, shared (`exclusive: false`, so lookups find the first
     /// connected holder, as the original's `Array.find` does), and returns
-    /// the `availableOffers` payload to emit, if the board is not empty.
-    pub fn connected(&self, user: Option<&Name>, ctx: &mut Ctx<'_>) -> Option<Arc<RawValue>> {
+    /// the `availableOffers` payload to emit, if the board is not empty. A
+    /// name the access token does not allow leaves the board alone: the
+    /// socket is refused. Other refused claims (a name too long) only cost
+    /// the user its messages, as before.
+    pub fn connected(&self, user: Option<&Name>, ctx: &mut Ctx<'_>) -> Result<Option<Arc<RawValue>>, HubError> {
         let mut board = self.board();
-        if let Some(name) = user
-            && let Err(e) = ctx.dispatch(Command::Claim { name: name.clone(), exclusive: false })
-        {
-            tracing::warn!(error = %e, "offers: claim failed");
+        if let Some(name) = user {
+            match ctx.dispatch(Command::Claim { name: name.clone(), exclusive: false }) {
+                Ok(_) => {}
+                Err(e @ HubError::NotAllowed(_)) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "offers: claim failed"),
+            }
         }
-        board.connected(user, ctx.now)
+        Ok(board.connected(user, ctx.now))
     }
 
     /// A socket of `user` is gone: `detach` takes its peer off the hub; if

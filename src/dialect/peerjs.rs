@@ -154,14 +154,20 @@ pub struct Registration {
 }
 
 impl RegistrationQuery {
-    /// Checks the query as `peer` does, against the server's `key`; on
-    /// refusal, the `ERROR` frame to send before closing with [`refused`].
-    pub fn check(self, key: &str) -> Result<Registration, String> {
+    /// The `key` as sent.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// Checks the query as `peer` does, with `key_ok` saying whether a key
+    /// is the server's; on refusal, the `ERROR` frame to send before
+    /// closing with [`refused`].
+    pub fn check(self, key_ok: impl Fn(&str) -> bool) -> Result<Registration, String> {
         let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
         let (Some(k), Some(id), Some(token)) = (nonempty(self.key), nonempty(self.id), nonempty(self.token)) else {
             return Err(error_frame(refusal::PARAMS));
         };
-        if k != key {
+        if !key_ok(&k) {
             return Err(error_frame(refusal::KEY));
         }
         if id.len() > MAX_ID || token.len() > MAX_ID {

@@ -31,7 +31,9 @@ impl Hub {
     /// if still connected). If one with another key holds it, it is replaced
     /// when it is away or `dead(holder)` says its connection is dead, and
     /// otherwise the claim fails with [`HubError::NameTaken`]. A new peer is
-    /// refused with [`HubError::SpaceFull`] when the space has `limit` peers.
+    /// refused with [`HubError::SpaceFull`] when the space has `limit` peers,
+    /// and a name its grant does not allow with [`HubError::NotAllowed`]
+    /// before anything else happens.
     #[allow(clippy::too_many_arguments)]
     pub fn connect_keyed(
         &mut self,
@@ -43,6 +45,11 @@ impl Hub {
         dead: impl FnOnce(PeerId) -> bool,
         out: &mut Vec<Delivery>,
     ) -> Result<Keyed, HubError> {
+        if let Some(grant) = &opts.grant
+            && !grant.allows_name(&name)
+        {
+            return Err(HubError::NotAllowed(Denied::Name(name)));
+        }
         let mut waiting = Vec::new();
         let mut old = None;
         if let Some(holder) = self.lookup(space, &name) {

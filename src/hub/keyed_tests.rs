@@ -8,7 +8,7 @@ use super::*;
 const S: SpaceId = SpaceId(7);
 
 fn opts(grace: u64) -> PeerOpts {
-    PeerOpts { grace: Duration::from_secs(grace) }
+    PeerOpts { grace: Duration::from_secs(grace), grant: None }
 }
 
 fn keyed(hub: &mut Hub, name: &str, key: &str, dead: bool, out: &mut Vec<Delivery>) -> Result<Keyed, HubError> {
@@ -119,4 +119,20 @@ fn held_signals_reach_a_keyed_claim_and_expire_with_one_notice() {
     assert_eq!(notices.len(), 1, "{out:?}");
     assert_eq!(notices[0].to, a);
     assert_eq!(hub.census().held, 0);
+}
+
+#[test]
+fn a_keyed_claim_outside_the_grant_is_refused_before_the_holder_is_touched() {
+    let mut hub = Hub::new(Limits::default());
+    let mut out = Vec::new();
+    let a = new_peer(keyed(&mut hub, "alice", "k1", true, &mut out));
+    let grant = Some(Grant { name: "mallory".into(), rooms: Rooms::Any });
+    let opts = PeerOpts { grant, ..opts(30) };
+    let got = hub.connect_keyed(S, opts.clone(), "alice".into(), "k2".into(), None, |_| true, &mut out);
+    assert_eq!(got, Err(HubError::NotAllowed(Denied::Name("alice".into()))));
+    assert_eq!(hub.lookup(S, "alice"), Some(a), "the (dead) holder keeps its name");
+    assert!(matches!(
+        hub.connect_keyed(S, opts, "mallory".into(), "k3".into(), None, |_| true, &mut out),
+        Ok(Keyed::New(_))
+    ));
 }

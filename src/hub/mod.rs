@@ -319,6 +319,11 @@ impl Hub {
         exclusive: bool,
         out: &mut Vec<Delivery>,
     ) -> Result<Reply, HubError> {
+        if let Some(grant) = self.grant_of(from)
+            && !grant.allows_name(&name)
+        {
+            return Err(HubError::NotAllowed(Denied::Name(name)));
+        }
         if name.is_empty() || name.len() > self.limits.max_name_len {
             return Err(HubError::BadName(self.limits.max_name_len));
         }
@@ -484,18 +489,29 @@ impl Hub {
 
     /// Brings an away peer of `space` back by its token; returns it and, in
     /// order, every event that waited for it. A peer still marked connected is
-    /// taken over. A token of another space is unknown here.
+    /// taken over. A token of another space is unknown here. `grant` is the
+    /// new connection's: it must name the same identity as the peer's (a
+    /// resume token only works for the identity it was issued to), and
+    /// replaces it (a fresh access token may list other rooms).
     pub fn resume(
         &mut self,
         space: SpaceId,
         token: &str,
+        grant: Option<Grant>,
         out: &mut Vec<Delivery>,
     ) -> Result<(PeerId, Vec<Event>), HubError> {
         let id = *self.tokens.get(token).ok_or(HubError::BadToken)?;
-        if self.space_of(id) != Some(space) {
-            return Err(HubError::BadToken);
+        let peer = self.peers.get_mut(&id).filter(|p| p.space == space).ok_or(HubError::BadToken)?;
+        if peer.opts.grant.as_ref().map(|g| &g.name) != grant.as_ref().map(|g| &g.name) {
+            return Err(HubError::NotAllowed(Denied::Resume));
         }
+        peer.opts.grant = grant;
         self.resume_id(id, out)
+    }
+
+    /// What the peer's access token allows, if the server authenticates.
+    fn grant_of(&self, id: PeerId) -> Option<&Grant> {
+        self.peers.get(&id).and_then(|p| p.opts.grant.as_ref())
     }
 
     fn resume_id(&mut self, id: PeerId, out: &mut Vec<Delivery>) -> Result<(PeerId, Vec<Event>), HubError> {

@@ -12,6 +12,11 @@ impl Hub {
         max: Option<usize>,
         out: &mut Vec<Delivery>,
     ) -> Result<Reply, HubError> {
+        if let Some(grant) = self.grant_of(from)
+            && !grant.allows_room(&room)
+        {
+            return Err(HubError::NotAllowed(Denied::Room(room)));
+        }
         let key = (space, room.clone());
         let members = self.rooms.get(&key).cloned().unwrap_or_default();
         if members.contains(&from) {

@@ -7,7 +7,7 @@ use super::*;
 const S: SpaceId = SpaceId(0);
 
 fn opts(grace: u64) -> PeerOpts {
-    PeerOpts { grace: Duration::from_secs(grace) }
+    PeerOpts { grace: Duration::from_secs(grace), grant: None }
 }
 
 fn payload(s: &str) -> Payload {
@@ -167,7 +167,7 @@ fn away_peer_gets_queued_signals_in_order_on_resume() {
         assert_eq!(w.signal(a, b, &i.to_string()), Ok(Reply::Queued));
     }
     assert!(w.take().is_empty());
-    let (id, waiting) = w.hub.resume(S, "tok-b", &mut w.out).expect("resume");
+    let (id, waiting) = w.hub.resume(S, "tok-b", None, &mut w.out).expect("resume");
     assert_eq!(id, b);
     let bodies: Vec<String> = waiting
         .into_iter()
@@ -198,7 +198,7 @@ fn grace_expiry_tells_each_sender() {
         .collect();
     assert_eq!(marks, ["\"1\"", "\"2\""]);
     assert!(!w.hub.contains(b));
-    assert_eq!(w.hub.resume(S, "tok-b", &mut w.out).map(|r| r.0), Err(HubError::BadToken));
+    assert_eq!(w.hub.resume(S, "tok-b", None, &mut w.out).map(|r| r.0), Err(HubError::BadToken));
 }
 
 #[test]
@@ -206,9 +206,9 @@ fn a_token_is_unknown_in_another_space() {
     let mut w = World::new();
     let b = w.peer("b", 30);
     w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
-    assert_eq!(w.hub.resume(SpaceId(1), "tok-b", &mut w.out).map(|r| r.0), Err(HubError::BadToken));
+    assert_eq!(w.hub.resume(SpaceId(1), "tok-b", None, &mut w.out).map(|r| r.0), Err(HubError::BadToken));
     assert!(w.hub.is_away(b));
-    assert_eq!(w.hub.resume(S, "tok-b", &mut w.out).map(|r| r.0), Ok(b));
+    assert_eq!(w.hub.resume(S, "tok-b", None, &mut w.out).map(|r| r.0), Ok(b));
 }
 
 #[test]
@@ -411,7 +411,7 @@ fn a_partner_away_is_announced_then_back_then_gone_after_grace() {
         matches!(&w.take()[..], [Delivery { to, event: Event::PartnerAway { peer, .. } }] if *to == a && *peer == b)
     );
     assert_eq!(w.hub.census().away, 1);
-    w.hub.resume(S, "tok-b", &mut w.out).unwrap();
+    w.hub.resume(S, "tok-b", None, &mut w.out).unwrap();
     assert!(
         matches!(&w.take()[..], [Delivery { to, event: Event::PartnerBack { peer, .. } }] if *to == a && *peer == b)
     );
@@ -436,7 +436,7 @@ fn the_away_queue_is_bounded() {
         assert_eq!(w.signal(a, b, &i.to_string()), Ok(Reply::Queued));
     }
     assert_eq!(w.signal(a, b, "3"), Err(HubError::QueueFull(Target::Id(b))));
-    let (_, waiting) = w.hub.resume(S, "tok-b", &mut w.out).unwrap();
+    let (_, waiting) = w.hub.resume(S, "tok-b", None, &mut w.out).unwrap();
     assert_eq!(waiting.len(), 3);
 }
 
@@ -459,7 +459,7 @@ fn leftovers_of_a_dropped_connection_keep_the_away_queue_bounded_and_are_reporte
         })
         .collect();
     assert_eq!(told, ["\"4\""], "the newest beyond twice the bound");
-    let (_, waiting) = w.hub.resume(S, "tok-b", &mut w.out).unwrap();
+    let (_, waiting) = w.hub.resume(S, "tok-b", None, &mut w.out).unwrap();
     assert_eq!(waiting.len(), 4, "the oldest are kept, in order");
 }
 
@@ -588,7 +588,7 @@ fn the_away_queue_is_bounded_by_bytes_per_peer_and_in_total() {
     assert_eq!(w.signal(a, c2, &big), Ok(Reply::Queued));
     assert_eq!(w.signal(a, c2, &big), Err(HubError::QueueFull(Target::Id(c2))), "in total");
     // A resume gives the bytes back.
-    let (_, waiting) = w.hub.resume(S, "tok-b", &mut w.out).unwrap();
+    let (_, waiting) = w.hub.resume(S, "tok-b", None, &mut w.out).unwrap();
     assert_eq!(waiting.len(), 3);
     assert_eq!(w.signal(a, c2, &big), Ok(Reply::Queued));
 }
@@ -636,4 +636,57 @@ fn rooms_per_peer_and_members_per_room_are_bounded() {
     assert_eq!(w.cmd(c, join("r1")), Err(HubError::RoomFull("r1".into(), 2)));
     // A room's own smaller bound still applies.
     assert!(w.cmd(b, Command::Join { room: "r2".into(), info: None, max: Some(1) }).is_err());
+}
+
+fn granted(name: &str, rooms: Rooms) -> PeerOpts {
+    PeerOpts { grace: Duration::from_secs(30), grant: Some(Grant { name: name.into(), rooms }) }
+}
+
+#[test]
+fn a_grant_allows_its_name_only_exclusive_or_shared() {
+    let mut w = World::new();
+    let a = w.hub.connect(S, granted("alice", Rooms::Any), None);
+    let bob = Command::Claim { name: "bob".into(), exclusive: true };
+    assert_eq!(w.cmd(a, bob), Err(HubError::NotAllowed(Denied::Name("bob".into()))));
+    let shared = Command::Claim { name: "bob".into(), exclusive: false };
+    assert_eq!(w.cmd(a, shared).map_err(|e| e.code()), Err("forbidden"));
+    assert_eq!(w.hub.lookup(S, "bob"), None, "a refused claim holds nothing");
+    assert_eq!(w.cmd(a, Command::Claim { name: "alice".into(), exclusive: true }), Ok(Reply::Done));
+    assert_eq!(w.hub.lookup(S, "alice"), Some(a));
+    let open = w.hub.connect(S, opts(0), None);
+    assert_eq!(
+        w.cmd(open, Command::Claim { name: "carol".into(), exclusive: true }),
+        Ok(Reply::Done),
+        "no grant: any name"
+    );
+}
+
+#[test]
+fn a_grant_allows_its_rooms_and_internal_ones() {
+    let mut w = World::new();
+    let a = w.hub.connect(S, granted("alice", Rooms::Only(vec!["r1".into()])), None);
+    let join = |room: &str| Command::Join { room: room.into(), info: None, max: None };
+    assert_eq!(w.cmd(a, join("r2")), Err(HubError::NotAllowed(Denied::Room("r2".into()))));
+    assert!(w.hub.members(S, "r2").is_empty());
+    assert_eq!(w.cmd(a, join("r1")), Ok(Reply::Joined { members: vec![] }));
+    assert!(matches!(w.cmd(a, join("\u{0}lobby")), Ok(Reply::Joined { .. })), "dialect bookkeeping is no claim");
+    let none = w.hub.connect(S, granted("bob", Rooms::Only(vec![])), None);
+    assert_eq!(w.cmd(none, join("r1")).map_err(|e| e.code()), Err("forbidden"));
+    let any = w.hub.connect(S, granted("carol", Rooms::Any), None);
+    assert!(matches!(w.cmd(any, join("r9")), Ok(Reply::Joined { .. })));
+}
+
+#[test]
+fn a_resume_token_works_only_for_the_same_identity_and_takes_the_new_grant() {
+    let mut w = World::new();
+    let b = w.hub.connect(S, granted("bob", Rooms::Only(vec![])), Some("tok-b".into()));
+    w.hub.disconnect(b, false, Vec::new(), w.now, &mut w.out);
+    let mallory = Some(Grant { name: "mallory".into(), rooms: Rooms::Any });
+    assert_eq!(w.hub.resume(S, "tok-b", mallory, &mut w.out).map(|r| r.0), Err(HubError::NotAllowed(Denied::Resume)));
+    assert_eq!(w.hub.resume(S, "tok-b", None, &mut w.out).map(|r| r.0).map_err(|e| e.code()), Err("forbidden"));
+    assert!(w.hub.is_away(b), "a refused resume leaves the peer away");
+    let fresh = Some(Grant { name: "bob".into(), rooms: Rooms::Any });
+    assert_eq!(w.hub.resume(S, "tok-b", fresh, &mut w.out).map(|r| r.0), Ok(b));
+    let join = Command::Join { room: "r1".into(), info: None, max: None };
+    assert!(matches!(w.cmd(b, join), Ok(Reply::Joined { .. })), "the new token's rooms apply");
 }

@@ -138,12 +138,77 @@ pub struct PeerInfo {
 }
 
 /// Options a peer is connected with.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PeerOpts {
     /// How long a peer that dropped without saying goodbye keeps its id,
     /// names, rooms and call, and collects messages, waiting to resume.
     /// Zero: it is removed at once.
     pub grace: Duration,
+    /// What the peer's access token lets it claim; `None`: anything (no
+    /// authentication on this server).
+    pub grant: Option<Grant>,
+}
+
+/// The names and rooms an authenticated peer may claim: what its access
+/// token says. The hub refuses anything else with [`HubError::NotAllowed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The one name it may claim (the token's subject); also who it is, so
+    /// a resume token only works for the same name.
+    pub name: Name,
+    /// Rooms it may join.
+    pub rooms: Rooms,
+}
+
+/// Rooms a [`Grant`] allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rooms {
+    /// Any room.
+    Any,
+    /// Only these (none when empty).
+    Only(Vec<Name>),
+}
+
+impl Grant {
+    /// Whether the peer may claim `name`.
+    pub fn allows_name(&self, name: &str) -> bool {
+        *self.name == *name
+    }
+
+    /// Whether the peer may join `room`. A dialect's own bookkeeping rooms
+    /// ([`INTERNAL`](super::INTERNAL), e.g. a presence list) are not claims.
+    pub fn allows_room(&self, room: &str) -> bool {
+        room.starts_with(super::INTERNAL)
+            || match &self.rooms {
+                Rooms::Any => true,
+                Rooms::Only(rooms) => rooms.iter().any(|r| **r == *room),
+            }
+    }
+}
+
+/// What a [`Grant`] did not allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// Claiming this name.
+    Name(Name),
+    /// Joining this room.
+    Room(Name),
+    /// Resuming a peer of another identity.
+    Resume,
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denied::Name(n) => {
+                write!(f, "your access token does not allow the name '{n}'; use the name it was issued for")
+            }
+            Denied::Room(r) => {
+                write!(f, "your access token does not allow the room '{r}'; ask for a token that lists it")
+            }
+            Denied::Resume => f.write_str("that resume token belongs to another identity; connect as a new peer"),
+        }
+    }
 }
 
 /// A request from a peer to the hub.
@@ -447,6 +512,9 @@ pub enum HubError {
     /// The space already has as many peers as it may.
     #[error("the server has reached its limit of {0} peers; try again later")]
     SpaceFull(usize),
+    /// The peer's access token does not allow it.
+    #[error("{0}")]
+    NotAllowed(Denied),
 }
 
 impl HubError {
@@ -467,6 +535,7 @@ impl HubError {
             HubError::BadName(_) => "bad_name",
             HubError::TooManyNames(_) => "too_many_names",
             HubError::TooManyRooms(_) => "too_many_rooms",
+            HubError::NotAllowed(_) => "forbidden",
         }
     }
 }

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use crate::admission::Entry;
 use crate::app::App;
 use crate::dialect::basic::Basic;
-use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
 use crate::transport::upgrade::{WsUpgrade, wants_websocket};
 
@@ -36,7 +35,7 @@ async fn upgrade(State(app): State<App>, req: Request, next: Next) -> Response {
     let entry = Entry::from_parts(&parts);
     match WsUpgrade::from_request_parts(&mut parts, &app).await {
         // No resume in `basic`: a dropped connection is gone at once.
-        Ok(ws) => accept_ws(app, &entry, ws, "basic", PeerOpts { grace: Duration::ZERO }, |_| Basic::new()),
+        Ok(ws) => accept_ws(app, &entry, ws, "basic", Duration::ZERO, |_| Basic::new()),
         Err(rejection) => rejection.into_response(),
     }
 }

@@ -17,7 +17,6 @@ use tower_http::services::ServeDir;
 use crate::admission::Entry;
 use crate::app::App;
 use crate::dialect::flutter::Flutter;
-use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
 use crate::transport::upgrade::{NotUpgradable, WsUpgrade};
 
@@ -49,8 +48,7 @@ async fn upgrade_any_path(
     match ws {
         Ok(ws) => {
             // The protocol has no resume: a dropped peer leaves the list at once.
-            let opts = PeerOpts { grace: Duration::ZERO };
-            accept_ws(app, &entry, ws, "flutter", opts, |_| Flutter::new())
+            accept_ws(app, &entry, ws, "flutter", Duration::ZERO, |_| Flutter::new())
         }
         Err(_) => next.run(req).await,
     }

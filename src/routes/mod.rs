@@ -13,6 +13,7 @@ pub mod ops;
 pub mod peerjs;
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
@@ -21,7 +22,6 @@ use crate::admission::{self, Admission, Door, Entry};
 use crate::app::App;
 use crate::clock;
 use crate::dialect::Protocol;
-use crate::hub::PeerOpts;
 use crate::local_hub::Attachment;
 use crate::transport::upgrade::{Socket, WsUpgrade};
 use crate::transport::ws::run_connection;
@@ -43,24 +43,25 @@ where
     let ticket = admission.ticket.take();
     // The library's cap sits above ours so that we, not it, refuse an
     // oversize message (with our close code and reason).
-    ws.max_message_size(admission.limits.max_frame * 2).on_upgrade(move |socket| {
+    let ws = ws.max_message_size(admission.limits.max_frame * 2).protocol(admission.protocol.as_deref());
+    ws.on_upgrade(move |socket| {
         let tracker = app.tracker.clone();
         tracker.track_future(start(socket, app, admission).map(move |()| drop(ticket)))
     })
 }
 
-/// Upgrades a WebSocket whose peer is new to the hub (no resume) and runs it
-/// with the protocol `make` builds for it.
+/// Upgrades a WebSocket whose peer is new to the hub (no resume), kept for
+/// `grace` after a drop, and runs it with the protocol `make` builds for it.
 pub fn accept_ws<P: Protocol>(
     app: App,
     entry: &Entry,
     ws: WsUpgrade,
     dialect: &'static str,
-    opts: PeerOpts,
+    grace: Duration,
     make: impl FnOnce(&Attachment) -> P + Send + 'static,
 ) -> Response {
     upgrade(app, entry, ws, move |socket, app, admission| {
-        let att = app.hub.attach(app.space, opts, false, clock::now());
+        let att = app.hub.attach(app.space, admission.peer_opts(grace), false, clock::now());
         let proto = make(&att);
         run_connection(socket, proto, att, app.hub.clone(), admission.limits, dialect)
     })

@@ -15,7 +15,6 @@ use crate::admission::Entry;
 use crate::app::App;
 use crate::clock;
 use crate::dialect::native::{Native, NativeSettings};
-use crate::hub::PeerOpts;
 use crate::routes::upgrade;
 use crate::transport::upgrade::WsUpgrade;
 use crate::transport::ws::run_connection;
@@ -50,6 +49,7 @@ struct WsQuery {
 
 async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, entry: Entry, ws: WsUpgrade) -> Response {
     upgrade(app, &entry, ws, move |socket, app, admission| {
+        let opts = admission.peer_opts(app.config.grace);
         let limits = admission.limits;
         let settings = NativeSettings {
             ice_servers: Arc::new(app.config.ice.json_for(&crate::ice::fresh_user(), std::time::SystemTime::now())),
@@ -63,10 +63,11 @@ async fn native_ws(State(app): State<App>, Query(q): Query<WsQuery>, entry: Entr
             grace: app.config.grace,
         };
         let now = clock::now();
-        let (att, resume_error) = match q.resume.as_deref().map(|t| app.hub.resume(app.space, t, now)) {
+        let resumed = q.resume.as_deref().map(|t| app.hub.resume(app.space, t, opts.grant.clone(), now));
+        let (att, resume_error) = match resumed {
             Some(Ok(att)) => (att, None),
             other => {
-                let att = app.hub.attach(app.space, PeerOpts { grace: app.config.grace }, true, now);
+                let att = app.hub.attach(app.space, opts, true, now);
                 (att, other.and_then(|r| r.err()))
             }
         };

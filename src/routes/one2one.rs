@@ -15,7 +15,6 @@ use axum::routing::get;
 use crate::admission::Entry;
 use crate::app::App;
 use crate::dialect::one2one::{Links, One2one};
-use crate::hub::PeerOpts;
 use crate::routes::accept_ws;
 use crate::transport::upgrade::{WsUpgrade, wants_websocket};
 
@@ -55,7 +54,7 @@ async fn refuse(req: Request, next: Next) -> Response {
 async fn call_ws(State(s): State<One2oneState>, entry: Entry, ws: WsUpgrade) -> Response {
     let links = s.links.clone();
     // No resume in `one2one`: a dropped connection is gone at once.
-    accept_ws(s.app, &entry, ws, "one2one", PeerOpts { grace: Duration::ZERO }, move |_| One2one::new(links))
+    accept_ws(s.app, &entry, ws, "one2one", Duration::ZERO, move |_| One2one::new(links))
 }
 
 async fn no_static() -> Response {

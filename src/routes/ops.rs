@@ -28,7 +28,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn metrics(State(app): State<App>, entry: Entry) -> Response {
-    if let Err(refusal) = admission::admit(&app, Door::Endpoint, &entry) {
+    if let Err(refusal) = admission::admit(&app, Door::Operator, &entry) {
         return refusal.into_response();
     }
     let census = app.hub.census();

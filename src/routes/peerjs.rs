@@ -3,11 +3,15 @@
 //! (server info), `GET {path}{key}/id` (a fresh id), `GET {path}{key}/peers`
 //! (connected ids, with `--allow-discovery`, through admission) with CORS as
 //! `peer` sends it, and the WebSocket at `{path}peerjs`.
+//!
+//! With authentication on, the `key` may carry the access token: it is the
+//! one setting an unchanged PeerJS client sends everywhere (the WebSocket
+//! query, both HTTP paths). A fresh id is then the token's subject.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -64,12 +68,35 @@ async fn info() -> Response {
     json(peerjs::INFO.to_string())
 }
 
-async fn new_id(State(app): State<App>) -> Response {
-    let id = peerjs::new_id(|id| app.hub.holder(app.space, id).is_some());
+/// With authentication on, a key that is not the server's is taken for an
+/// access token (see the module doc).
+fn key_as_token(app: &App, key: Option<&str>) -> Option<String> {
+    app.config.auth.as_ref()?;
+    key.filter(|k| *k != app.config.peerjs.key).map(str::to_string)
+}
+
+/// Whether `key` lets a client register: the server's key, or with
+/// authentication on, a valid access token.
+fn key_ok(app: &App, key: &str) -> bool {
+    key == app.config.peerjs.key || app.config.auth.as_ref().is_some_and(|v| v.verify(key).is_ok())
+}
+
+async fn new_id(State(app): State<App>, Path(key): Path<String>, mut entry: Entry) -> Response {
+    entry.token = key_as_token(&app, Some(&key));
+    let admission = match admission::admit(&app, Door::Endpoint, &entry) {
+        Ok(admission) => admission,
+        Err(refusal) => return refusal.into_response(),
+    };
+    // An authenticated client may only register as its token's subject.
+    let id = match admission.identity {
+        Some(identity) => identity.sub.to_string(),
+        None => peerjs::new_id(|id| app.hub.holder(app.space, id).is_some()),
+    };
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], id).into_response()
 }
 
-async fn peers(State(app): State<App>, entry: Entry) -> Response {
+async fn peers(State(app): State<App>, Path(key): Path<String>, mut entry: Entry) -> Response {
+    entry.token = key_as_token(&app, Some(&key));
     if let Err(refusal) = admission::admit(&app, Door::Endpoint, &entry) {
         return refusal.into_response();
     }
@@ -82,24 +109,28 @@ async fn peers(State(app): State<App>, entry: Entry) -> Response {
 async fn peerjs_ws(
     State(app): State<App>,
     query: Result<Query<RegistrationQuery>, axum::extract::rejection::QueryRejection>,
-    entry: Entry,
+    mut entry: Entry,
     ws: crate::transport::upgrade::WsUpgrade,
 ) -> Response {
     let query = query.map(|q| q.0).unwrap_or_default();
+    entry.token = key_as_token(&app, query.key());
     upgrade(app, &entry, ws, move |socket, app, admission| {
+        let opts = admission.peer_opts(app.config.grace);
         let alive = app.config.peerjs.alive_timeout;
         let ping_every = peerjs::PING_EVERY.min(alive / 2).max(Duration::from_millis(100));
         let limits = ConnLimits { idle_timeout: alive, ping_every, ..admission.limits };
         // Decided before any await, so the connection's long-lived future
         // holds the socket once (in whichever branch runs); the rare
         // contested claim is boxed so it does not grow every connection.
-        let reg = match query.check(&app.config.peerjs.key) {
+        let reg = match query.check(|k| key_ok(&app, k)) {
             Ok(reg) => reg,
             Err(frame) => return Either::Right(Either::Left(refuse(socket, frame, peerjs::refused()))),
         };
-        match claim(&app, reg.clone(), peerjs::DEAD_AFTER) {
+        match claim(&app, reg.clone(), opts.clone(), peerjs::DEAD_AFTER) {
             Ok(att) => Either::Left(run(socket, app, att, &reg, limits)),
-            Err(HubError::NameTaken(_)) => Either::Right(Either::Right(Box::pin(contested(socket, app, reg, limits)))),
+            Err(HubError::NameTaken(_)) => {
+                Either::Right(Either::Right(Box::pin(contested(socket, app, reg, opts, limits))))
+            }
             Err(e) => Either::Right(Either::Left(refuse(socket, refusal(&app, &e), peerjs::refused()))),
         }
     })
@@ -119,7 +150,7 @@ fn run(
 /// Another token holds the id: ping its connection, and give the id to the
 /// newcomer if the holder does not answer within [`peerjs::PROBE_WAIT`]
 /// (a page reloaded after its network dropped); `ID-TAKEN` if it does.
-async fn contested(socket: Socket, app: App, reg: Registration, limits: ConnLimits) {
+async fn contested(socket: Socket, app: App, reg: Registration, opts: PeerOpts, limits: ConnLimits) {
     let asked = clock::now();
     let mut answered = true;
     if let Some(heard) = app.hub.probe(app.space, &reg.id) {
@@ -135,17 +166,16 @@ async fn contested(socket: Socket, app: App, reg: Registration, limits: ConnLimi
     }
     // Silent since the probe, so for at least the probe time: dead.
     let dead_after = if answered { peerjs::DEAD_AFTER } else { peerjs::PROBE_WAIT / 2 };
-    match claim(&app, reg.clone(), dead_after) {
+    match claim(&app, reg.clone(), opts, dead_after) {
         Ok(att) => run(socket, app, att, &reg, limits).await,
         Err(e) => refuse(socket, refusal(&app, &e), peerjs::refused()).await,
     }
 }
 
-/// Claims the registered id; its holder counts as dead when silent for
-/// longer than `dead_after`.
-fn claim(app: &App, reg: Registration, dead_after: Duration) -> Result<Attachment, HubError> {
+/// Claims the registered id for a peer with `opts`; its holder counts as
+/// dead when silent for longer than `dead_after`.
+fn claim(app: &App, reg: Registration, opts: PeerOpts, dead_after: Duration) -> Result<Attachment, HubError> {
     let pj = &app.config.peerjs;
-    let opts = PeerOpts { grace: app.config.grace };
     let claim = KeyedClaim { opts, name: reg.id, key: reg.token, limit: Some(pj.concurrent_limit), dead_after };
     app.hub.attach_keyed(app.space, claim, clock::now())
 }

@@ -42,6 +42,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use serde_json::value::RawValue;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Event as EventName, SocketRef, TryData};
@@ -57,7 +58,7 @@ use crate::app::App;
 use crate::clock;
 use crate::dialect::Ctx;
 use crate::dialect::offers::{self, Answer, BoardLimits, Offers, event};
-use crate::hub::{Event, Name, PeerId, PeerOpts};
+use crate::hub::{Event, Name, PeerId};
 use crate::local_hub::{Attachment, KickReason};
 use crate::outbox::Next;
 use crate::transport::ws::Bucket;
@@ -179,8 +180,10 @@ pub fn layer(app: App) -> SocketIoLayer {
 /// refusal reaches the client as `connect_error` with its message.
 async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value>) -> Result<(), Refusal> {
     let app = &shared.app;
-    let admission = admission::admit(app, Door::Connection, &Entry::from_parts(s.req_parts()))?;
     let auth = auth.unwrap_or(serde_json::Value::Null);
+    let mut entry = Entry::from_parts(s.req_parts());
+    entry.token = offers::access_token(&auth);
+    let admission = admission::admit(app, Door::Connection, &entry)?;
     // Quirk of `offers`: a wrong password is not refused with connect_error:
     // the socket connects and is then disconnected ("io server disconnect").
     if !offers::password_ok(&auth) {
@@ -188,9 +191,15 @@ async fn admit(shared: Arc<Shared>, s: SocketRef, auth: Option<serde_json::Value
         return Ok(());
     }
     let user = offers::user_name(&auth);
-    let att = app.hub.attach(app.space, PeerOpts { grace: Duration::ZERO }, false, clock::now());
+    let att = app.hub.attach(app.space, admission.peer_opts(Duration::ZERO), false, clock::now());
     let mut out = Vec::new();
-    let greeting = shared.offers.connected(user.as_ref(), &mut shared.ctx(att.peer, &mut out));
+    let greeting = match shared.offers.connected(user.as_ref(), &mut shared.ctx(att.peer, &mut out)) {
+        Ok(greeting) => greeting,
+        Err(e) => {
+            app.hub.detach(att.peer, att.conn, true, Vec::new(), clock::now());
+            return Err(Refusal { status: StatusCode::FORBIDDEN, message: e.to_string(), code: e.code() });
+        }
+    };
     let gone = CancellationToken::new();
     let limits = &app.config.conn;
     let over_rate = CancellationToken::new();

@@ -52,6 +52,8 @@ pub struct WsUpgrade {
     key: HeaderValue,
     on_upgrade: OnUpgrade,
     config: WebSocketConfig,
+    /// The subprotocol the response names, one the client offered.
+    protocol: Option<HeaderValue>,
 }
 
 /// Whether the request asks for a WebSocket (whether or not it is a valid
@@ -97,7 +99,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
             return refuse(StatusCode::UPGRADE_REQUIRED, "this connection cannot be upgraded");
         };
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        Ok(WsUpgrade { key, on_upgrade, config })
+        Ok(WsUpgrade { key, on_upgrade, config, protocol: None })
     }
 }
 
@@ -108,6 +110,13 @@ impl WsUpgrade {
         self
     }
 
+    /// Names `protocol` (one the client offered) in the answer's
+    /// `Sec-WebSocket-Protocol`.
+    pub fn protocol(mut self, protocol: Option<&str>) -> WsUpgrade {
+        self.protocol = protocol.and_then(|p| HeaderValue::from_str(p).ok());
+        self
+    }
+
     /// Answers `101 Switching Protocols` and runs `run` on the socket once
     /// the client's connection is handed over.
     pub fn on_upgrade<F, Fut>(self, run: F) -> Response
@@ -115,7 +124,7 @@ impl WsUpgrade {
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let WsUpgrade { key, on_upgrade, config } = self;
+        let WsUpgrade { key, on_upgrade, config, protocol } = self;
         tokio::spawn(async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
@@ -135,6 +144,9 @@ impl WsUpgrade {
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         if let Ok(accept) = HeaderValue::from_str(&accept) {
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        if let Some(protocol) = protocol {
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
         }
         response
     }

@@ -2,6 +2,8 @@
 //! and plain HTTP over a `TcpStream` for the operational routes.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod auth;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -146,7 +148,7 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn unchunk(mut body: &str) -> String {
+pub fn unchunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);

@@ -84,7 +84,13 @@ pub struct Polling {
 impl Polling {
     /// Opens a session; returns the client and the exact open packet.
     pub async fn open(addr: SocketAddr) -> (Polling, String) {
-        let (status, body) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+        Polling::open_with(addr, "").await
+    }
+
+    /// Opens a session with `extra` appended to the handshake's query
+    /// (`&name=value...`, as the client's `query` option sends).
+    pub async fn open_with(addr: SocketAddr, extra: &str) -> (Polling, String) {
+        let (status, body) = http(addr, "GET", &format!("/socket.io/?EIO=4&transport=polling{extra}"), "").await;
         assert_eq!(status, 200, "handshake: {body}");
         assert!(body.starts_with("0{"), "first packet is the open packet: {body}");
         (Polling { addr, sid: sid_of(&body), buf: VecDeque::new() }, body)
