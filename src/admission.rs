@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
@@ -80,13 +81,25 @@ impl Entry {
     /// The client's address: the peer address, or, when the peer is a
     /// trusted proxy, the nearest address in `X-Forwarded-For` that is not.
     pub fn client_ip(&self, trusted: &[IpAddr]) -> Option<IpAddr> {
-        let peer = self.remote?.ip();
-        if !trusted.contains(&peer) {
-            return Some(peer);
+        // IPv4 clients of a dual-stack listener arrive as ::ffff:a.b.c.d.
+        let mut nearest = self.remote?.ip().to_canonical();
+        if !trusted.contains(&nearest) {
+            return Some(nearest);
         }
-        let forwarded = self.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-        let hops: Vec<IpAddr> = forwarded.flat_map(|v| v.split(',')).filter_map(|h| h.trim().parse().ok()).collect();
-        Some(hops.into_iter().rev().find(|ip| !trusted.contains(ip)).unwrap_or(peer))
+        // Right to left, each hop was added by the one after it: believe
+        // hops only while they are trusted proxies. An entry that is not an
+        // address stops the walk at the last proxy (the client could have
+        // written anything further left).
+        let forwarded: Vec<&str> =
+            self.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect();
+        for hop in forwarded.iter().rev().flat_map(|v| v.rsplit(',')) {
+            match forwarded_addr(hop) {
+                Some(ip) if trusted.contains(&ip) => nearest = ip,
+                Some(ip) => return Some(ip),
+                None => break,
+            }
+        }
+        Some(nearest)
     }
 
     /// The `Origin` header, if it is text.
@@ -157,6 +170,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Entry {
     }
 }
 
+/// One `X-Forwarded-For` entry as an address: `a.b.c.d`, `a.b.c.d:port`,
+/// `v6` or `[v6]:port`.
+fn forwarded_addr(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()));
+    ip.map(|ip| ip.to_canonical())
+}
+
 /// What an admitted request may do.
 #[derive(Debug)]
 pub struct Admission {
@@ -188,6 +209,8 @@ pub struct Gate {
     limits: EntryLimits,
     /// Std mutex: held for a lookup, never across an await.
     clients: Mutex<HashMap<IpAddr, Client>>,
+    /// Size of `clients` at which idle entries are next forgotten.
+    prune_at: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -203,7 +226,7 @@ const REMEMBERED: usize = 10_000;
 impl Gate {
     /// A gate with these limits.
     pub fn new(limits: EntryLimits) -> Arc<Gate> {
-        Arc::new(Gate { limits, clients: Mutex::new(HashMap::new()) })
+        Arc::new(Gate { limits, clients: Mutex::new(HashMap::new()), prune_at: AtomicUsize::new(REMEMBERED) })
     }
 
     fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Client>> {
@@ -215,8 +238,11 @@ impl Gate {
         let now = clock::now();
         let rate = self.limits.connect_rate;
         let mut clients = self.clients();
-        if clients.len() >= REMEMBERED {
+        if clients.len() >= self.prune_at.load(Ordering::Relaxed) {
             clients.retain(|_, c| c.open > 0 || !c.arrivals.is_full(now));
+            // Addresses with open connections stay: prune again only once
+            // the table has grown as much again.
+            self.prune_at.store((clients.len() * 2).max(REMEMBERED), Ordering::Relaxed);
         }
         let client = clients.entry(ip).or_insert_with(|| Client { open: 0, arrivals: Bucket::new(rate, rate * 2) });
         if client.open >= self.limits.per_ip {

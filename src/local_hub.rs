@@ -142,7 +142,7 @@ struct State {
     congested: FxHashMap<PeerId, (Instant, u64)>,
     /// Connections closed as slow that have not yet handed back what they
     /// were writing: a successor's outbox waits for that (see `take_over`).
-    handback: FxHashMap<PeerId, u64>,
+    handback: FxHashMap<PeerId, Vec<u64>>,
 }
 
 #[derive(Debug)]
@@ -235,9 +235,14 @@ impl LocalHub {
         if st.closing {
             tx.alarm(KickReason::Shutdown);
         }
-        if old.is_some() || st.handback.contains_key(&peer) {
+        // One hold per earlier connection that has yet to give back what it
+        // was writing: the replaced one, and any closed as slow.
+        let pending = usize::from(old.is_some()) + st.handback.get(&peer).map_or(0, Vec::len);
+        for _ in 0..pending {
             tx.hold();
         }
+        // A new outbox starts with no congestion of its own.
+        st.congested.remove(&peer);
         st.next_conn += 1;
         let heard = Heard::new(now);
         let conn = Connection { tx, heard: heard.clone(), conn: st.next_conn };
@@ -299,10 +304,14 @@ impl LocalHub {
             Keyed::New(peer) => (peer, Vec::new(), false),
             Keyed::Resumed(peer, waiting) => (peer, waiting, true),
             Keyed::Replaced { peer, old, waiting } => {
+                // What the replaced connection never wrote goes first.
+                let mut first = Vec::new();
                 if let Some(o) = st.outboxes.remove(&old) {
                     o.tx.alarm(KickReason::Replaced);
+                    first = o.tx.take_queued();
                 }
-                (peer, waiting, false)
+                first.extend(waiting);
+                (peer, first, false)
             }
         };
         let att = self.take_over(st, peer, space, Handover { token: None, resumed, waiting }, now);
@@ -367,8 +376,11 @@ impl LocalHub {
     pub fn detach(&self, peer: PeerId, conn: u64, clean: bool, unsent: Vec<Event>, now: Instant) {
         let mut st = self.lock();
         let mut out = Vec::new();
-        if st.handback.get(&peer) == Some(&conn) {
-            st.handback.remove(&peer);
+        if let Some(conns) = st.handback.get_mut(&peer) {
+            conns.retain(|c| *c != conn);
+            if conns.is_empty() {
+                st.handback.remove(&peer);
+            }
         }
         match st.outboxes.get(&peer).map(|o| o.conn) {
             Some(c) if c == conn => {
@@ -492,7 +504,7 @@ impl LocalHub {
             // What it never started writing waits for the resume now; what it
             // was writing comes back when its connection ends, and goes first.
             let unsent = outbox.tx.take_queued();
-            st.handback.insert(peer, outbox.conn);
+            st.handback.entry(peer).or_default().push(outbox.conn);
             st.hub.disconnect(peer, false, unsent, now, &mut out);
         }
         self.flush(st, &mut out, now);

@@ -142,7 +142,9 @@ struct State<T, A> {
     /// The first alarm raised, if any.
     alarm: Option<A>,
     /// Events wait unseen until [`Sender::release`] (see [`Sender::hold`]).
-    held: bool,
+    /// Holds not yet released (see [`Sender::hold`]); events wait unseen
+    /// while above zero.
+    held: u32,
     /// A probe was asked for and not yet seen by the receiver.
     probe: bool,
 }
@@ -219,7 +221,10 @@ impl<T: Send, A: Send> Gauge for Shared<T, A> {
         if st.closed || st.alarm.is_some() || st.bytes <= self.budget.per_queue {
             return Poll::Ready(());
         }
-        st.room.push(cx.waker().clone());
+        // Polled again (a sender's loop turns while it waits): once per waker.
+        if !st.room.iter().any(|w| w.will_wake(cx.waker())) {
+            st.room.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 
@@ -277,7 +282,7 @@ pub fn channel<T, A>(budget: Budget) -> (Sender<T, A>, Receiver<T, A>) {
         room: Vec::new(),
         closed: false,
         alarm: None,
-        held: false,
+        held: 0,
         probe: false,
     };
     let shared = Arc::new(Shared { state: Mutex::new(state), budget });
@@ -323,8 +328,8 @@ impl<T: Weigh, A> Sender<T, A> {
         Ok(fill)
     }
 
-    /// Puts `first` ahead of everything queued, in order, and lets the
-    /// receiver see them (ends a [`hold`](Self::hold)). May pass the
+    /// Puts `first` ahead of everything queued, in order, and ends one
+    /// [`hold`](Self::hold) (the receiver sees the queue when none is left). May pass the
     /// budget: these events were already accepted once.
     pub fn release(&self, first: Vec<T>) {
         let total = &self.shared.budget.total;
@@ -335,7 +340,7 @@ impl<T: Weigh, A> Sender<T, A> {
                 st.bytes += weight;
                 st.queue.push_front((event, weight));
             }
-            st.held = false;
+            st.held = st.held.saturating_sub(1);
         });
     }
 
@@ -357,9 +362,11 @@ impl<T: Weigh, A> Sender<T, A> {
 impl<T, A> Sender<T, A> {
     /// Keeps queued events from the receiver until [`release`](Self::release):
     /// for a connection taking over from one that still has events to give
-    /// back, which must come first. The alarm is not held.
+    /// back, which must come first. Holds count: one per connection that
+    /// has yet to give back; the events show once each has. The alarm is
+    /// not held.
     pub fn hold(&self) {
-        self.shared.lock().held = true;
+        self.shared.lock().held += 1;
     }
 
     /// Takes every queued event out (the receiver will not see them).
@@ -418,7 +425,7 @@ impl<T, A: Copy> Receiver<T, A> {
             if std::mem::take(&mut st.probe) {
                 return Poll::Ready(Next::Probe);
             }
-            if st.held {
+            if st.held > 0 {
                 st.park(cx);
                 return Poll::Pending;
             }
@@ -453,7 +460,7 @@ impl<T, A> Receiver<T, A> {
     /// does, except once the queue is closed: then everything comes out).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         let mut st = self.shared.lock();
-        if st.held && !st.closed {
+        if st.held > 0 && !st.closed {
             return Err(TryRecvError::Empty);
         }
         match self.shared.pop(&mut st) {

@@ -114,3 +114,22 @@ async fn a_peer_may_be_in_at_most_16_rooms() {
     c.send(&serde_json::json!({"type": "join", "room": "r16", "ref": 17})).await;
     assert_eq!(c.recv_type("ok").await["ref"], 17);
 }
+
+/// A client behind a trusted proxy cannot pick its address by writing
+/// `X-Forwarded-For` itself: only hops added by trusted proxies count, and
+/// the walk stops at anything that is not an address.
+#[tokio::test]
+async fn a_forged_forwarded_for_does_not_escape_the_limit() {
+    let server = TestServer::with(|c| {
+        c.entry.per_ip = 1;
+        c.entry.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    // The proxy appended the real client (203.0.113.7) after what the client sent.
+    let (a, _a) = upgrade(server.addr(0), &from("127.0.0.1, 203.0.113.7")).await;
+    assert!(a.contains(" 101 "), "{a}");
+    let (b, _b) = upgrade(server.addr(0), &from("127.0.0.1, 203.0.113.7")).await;
+    assert!(b.contains(" 429 "), "a forged loopback hop is not the client: {b}");
+    let (c, _c) = upgrade(server.addr(0), &from("unknown, 203.0.113.7:4711")).await;
+    assert!(c.contains(" 429 "), "a hop with a port is the same address: {c}");
+}

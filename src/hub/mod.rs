@@ -445,7 +445,12 @@ impl Hub {
     /// removed now; otherwise it is kept for its grace period. `unsent` are
     /// events that were on their way to it and not written out.
     pub fn disconnect(&mut self, id: PeerId, clean: bool, unsent: Vec<Event>, now: Instant, out: &mut Vec<Delivery>) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            // Gone already (its name taken over): what it did not write
+            // reaches no one, and its senders hear so.
+            self.tell_senders(Target::Id(id), unsent, out);
+            return;
+        };
         if clean || peer.opts.grace.is_zero() {
             self.remove(id, unsent, out);
             return;

@@ -40,7 +40,7 @@
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::value::RawValue;
@@ -252,6 +252,7 @@ async fn run(
     _ticket: Option<Ticket>,
 ) {
     info!(user = user.as_deref().unwrap_or(""), sid = %s.id, "connected");
+    let mut stalled = None;
     let mut check = tokio::time::interval(PING_INTERVAL);
     check.reset();
     loop {
@@ -266,7 +267,7 @@ async fn run(
             }
             next = att.rx.next() => match next {
                 Next::Event(ev) => {
-                    if !emit(&s, ev, shared.app.config.slow_after).await {
+                    if !emit(&s, ev, &mut stalled, shared.app.config.slow_after).await {
                         warn!("socket buffer full and not read: disconnecting slow client");
                         shared.app.hub.metrics().queue_drop();
                         let _ = s.clone().disconnect();
@@ -314,14 +315,18 @@ fn cleanup(shared: &Shared, user: Option<&Name>, mut att: Attachment) {
 /// socketioxide holds at most [`SOCKET_BUFFER`] packets for a socket; when
 /// they are all waiting, this waits for the client to read (as a WebSocket
 /// connection waits for its socket) instead of dropping the event. False
-/// when the client read nothing for `slow_after`.
-async fn emit(s: &SocketRef, ev: Event, slow_after: Duration) -> bool {
+/// when the buffer has stayed full for `slow_after` (`stalled`, kept across
+/// events, says since when).
+async fn emit(s: &SocketRef, ev: Event, stalled: &mut Option<Instant>, slow_after: Duration) -> bool {
     let Some((kind, payload)) = offers::emit_of(ev) else { return true };
-    let since = clock::now();
     loop {
         match s.emit(&*kind, &payload) {
-            Ok(()) => return true,
+            Ok(()) => {
+                *stalled = None;
+                return true;
+            }
             Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                let since = *stalled.get_or_insert_with(clock::now);
                 if clock::now().saturating_duration_since(since) >= slow_after {
                     return false;
                 }

@@ -187,7 +187,11 @@ async fn drive<P: Protocol>(
                         Next::Alarm(reason) => break 'conn kicked(reason),
                         Next::Probe => {
                             // Is the client still there? Its pong (or anything
-                            // else it sends) updates `heard`.
+                            // else it sends) updates `heard`; one we stopped
+                            // reading (backpressure) counts as there.
+                            if !pressure.is_empty() {
+                                att.heard.touch(clock::now());
+                            }
                             if let Err(end) = guard!(socket.send(Message::Ping(Default::default()))).await {
                                 break 'conn end;
                             }
@@ -219,7 +223,11 @@ async fn drive<P: Protocol>(
                     }
                     inflight.clear();
                 }
-                _ = pressure.relieved(), if !pressure.is_empty() => {}
+                _ = pressure.relieved(), if !pressure.is_empty() => {
+                    // The pause was ours: the client was not silent.
+                    last_heard = clock::now();
+                    att.heard.touch(last_heard);
+                }
                 msg = socket.next(), if pressure.is_empty() => {
                     last_heard = clock::now();
                     att.heard.touch(last_heard);
@@ -274,6 +282,11 @@ async fn drive<P: Protocol>(
                     }
                 }
                 _ = ping.tick() => {
+                    if !pressure.is_empty() {
+                        // Not read because we paused it: not silent.
+                        last_heard = clock::now();
+                        att.heard.touch(last_heard);
+                    }
                     if clock::now().saturating_duration_since(last_heard) > limits.idle_timeout {
                         info!(%peer, dialect, "idle timeout");
                         break 'conn End::Abrupt;
