@@ -54,7 +54,11 @@ impl Hub {
                 let (id, waiting) = self.resume_id(holder, out)?;
                 return Ok(Keyed::Resumed(id, waiting));
             }
-            if !away && !dead(holder) {
+            // A name shared with others (claimed non-exclusively) is not one
+            // peer's to hand over: replacing its first holder would leave the
+            // others holding it, and the exclusive claim below would fail.
+            let shared = self.names.get(&(space, name.clone())).is_some_and(|h| h.len() > 1);
+            if shared || (!away && !dead(holder)) {
                 return Err(HubError::NameTaken(name));
             }
             if let Some(peer) = self.peers.get_mut(&holder) {

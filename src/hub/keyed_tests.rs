@@ -120,3 +120,18 @@ fn held_signals_reach_a_keyed_claim_and_expire_with_one_notice() {
     assert_eq!(notices[0].to, a);
     assert_eq!(hub.census().held, 0);
 }
+
+#[test]
+fn keyed_claim_of_a_shared_name_is_refused_and_leaves_no_peer_behind() {
+    // Found by the hub fuzzer: the first holder was removed, then the
+    // exclusive claim failed on the second, and the new peer stayed behind
+    // with no name (an orphan counted in the population).
+    let mut hub = Hub::new(Limits::default());
+    let mut out = Vec::new();
+    let (a, b) = (hub.connect(S, opts(30), None), hub.connect(S, opts(30), None));
+    for p in [a, b] {
+        hub.handle(p, Command::Claim { name: "x".into(), exclusive: false }, Instant::now(), &mut out).expect("claim");
+    }
+    assert_eq!(keyed(&mut hub, "x", "k", true, &mut out), Err(HubError::NameTaken("x".into())));
+    assert_eq!((hub.population(S), hub.lookup(S, "x")), (2, Some(a)));
+}
