@@ -313,11 +313,12 @@ impl Hub {
             (Missing::Drop, _) => Ok(Reply::Dropped),
             (Missing::Hold(ttl), Target::Name(name)) => {
                 let key = (space, name.clone());
-                let queue = self.held.entry(key).or_default();
-                if queue.len() >= self.limits.hold_per_name || self.held_total >= self.limits.hold_total {
+                // Refused before an entry is made: a refusal leaves nothing behind.
+                let queued = self.held.get(&key).map_or(0, VecDeque::len);
+                if queued >= self.limits.hold_per_name || self.held_total >= self.limits.hold_total {
                     return Err(HubError::QueueFull(to));
                 }
-                queue.push_back(Held { from, deadline: now + ttl, event, mark });
+                self.held.entry(key).or_default().push_back(Held { from, deadline: now + ttl, event, mark });
                 self.held_total += 1;
                 Ok(Reply::Queued)
             }
