@@ -12,6 +12,10 @@ mod rooms;
 pub mod types;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod invariants;
+#[cfg(test)]
 mod keyed_tests;
 #[cfg(test)]
 mod tests;
