@@ -287,7 +287,7 @@ impl World {
 }
 
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(cases(1024))]
 
     #[test]
     fn fuzz_hub_keeps_its_invariants(ops in proptest::collection::vec(op(), 1..80)) {
