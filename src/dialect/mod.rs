@@ -14,6 +14,10 @@ pub mod peerjs;
 pub mod wire;
 
 #[cfg(test)]
+mod fuzz_input;
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod port_tests;
 
 use std::borrow::Cow;

@@ -17,6 +17,12 @@ impl Call {
     pub(super) fn partner(&self, id: PeerId) -> PeerId {
         if id == self.caller { self.callee } else { self.caller }
     }
+
+    /// Caller and callee.
+    #[cfg(test)]
+    pub(super) fn sides(&self) -> (PeerId, PeerId) {
+        (self.caller, self.callee)
+    }
 }
 
 impl Hub {

@@ -45,6 +45,10 @@ impl Hub {
         dead: impl FnOnce(PeerId) -> bool,
         out: &mut Vec<Delivery>,
     ) -> Result<Keyed, HubError> {
+        // Checked before anyone is touched: a refused claim changes nothing.
+        if name.is_empty() || name.len() > self.limits.max_name_len {
+            return Err(HubError::BadName(self.limits.max_name_len));
+        }
         if let Some(grant) = &opts.grant
             && !grant.allows_name(&name)
         {
@@ -61,7 +65,11 @@ impl Hub {
                 let (id, waiting) = self.resume_id(holder, out)?;
                 return Ok(Keyed::Resumed(id, waiting));
             }
-            if !away && !dead(holder) {
+            // A name shared with others (claimed non-exclusively) is not one
+            // peer's to hand over: replacing its first holder would leave the
+            // others holding it, and the exclusive claim below would fail.
+            let shared = self.names.get(&(space, name.clone())).is_some_and(|h| h.len() > 1);
+            if shared || (!away && !dead(holder)) {
                 return Err(HubError::NameTaken(name));
             }
             if let Some(peer) = self.peers.get_mut(&holder) {
@@ -78,7 +86,11 @@ impl Hub {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.key = Some(key);
         }
-        self.claim(peer, space, name, true, out)?;
+        if let Err(e) = self.claim(peer, space, name, true, out) {
+            // No peer without its name is left behind.
+            self.remove(peer, Vec::new(), out);
+            return Err(e);
+        }
         Ok(match old {
             Some(old) => Keyed::Replaced { peer, old, waiting },
             None => Keyed::New(peer),

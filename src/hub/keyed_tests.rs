@@ -136,3 +136,18 @@ fn a_keyed_claim_outside_the_grant_is_refused_before_the_holder_is_touched() {
         Ok(Keyed::New(_))
     ));
 }
+
+#[test]
+fn keyed_claim_of_a_shared_name_is_refused_and_leaves_no_peer_behind() {
+    // Found by the hub fuzzer: the first holder was removed, then the
+    // exclusive claim failed on the second, and the new peer stayed behind
+    // with no name (an orphan counted in the population).
+    let mut hub = Hub::new(Limits::default());
+    let mut out = Vec::new();
+    let (a, b) = (hub.connect(S, opts(30), None), hub.connect(S, opts(30), None));
+    for p in [a, b] {
+        hub.handle(p, Command::Claim { name: "x".into(), exclusive: false }, Instant::now(), &mut out).expect("claim");
+    }
+    assert_eq!(keyed(&mut hub, "x", "k", true, &mut out), Err(HubError::NameTaken("x".into())));
+    assert_eq!((hub.population(S), hub.lookup(S, "x")), (2, Some(a)));
+}

@@ -12,6 +12,10 @@ mod rooms;
 pub mod types;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod invariants;
+#[cfg(test)]
 mod keyed_tests;
 #[cfg(test)]
 mod tests;
@@ -393,21 +397,19 @@ impl Hub {
             (Missing::Drop, _) => Ok(Reply::Dropped),
             (Missing::Hold(ttl), Target::Name(name)) => {
                 let key = (space, name.clone());
+                // Refused before an entry is made: a refusal leaves nothing behind.
                 let weight = event.weight();
-                let queue = self.held.entry(key).or_default();
-                let queued: usize = queue.iter().map(|h| h.weight).sum();
+                let (count, bytes) =
+                    self.held.get(&key).map_or((0, 0), |q| (q.len(), q.iter().map(|h| h.weight).sum::<usize>()));
                 let l = &self.limits;
-                if queue.len() >= l.hold_per_name
-                    || queued + weight > l.hold_bytes_per_name
+                if count >= l.hold_per_name
+                    || bytes + weight > l.hold_bytes_per_name
                     || self.held_total >= l.hold_total
                     || self.held_bytes + weight > l.hold_total_bytes
                 {
-                    if queue.is_empty() {
-                        self.held.remove(&(space, name.clone()));
-                    }
                     return Err(HubError::QueueFull(to));
                 }
-                queue.push_back(Held { from, deadline: now + ttl, event, mark, weight });
+                self.held.entry(key).or_default().push_back(Held { from, deadline: now + ttl, event, mark, weight });
                 self.held_total += 1;
                 self.held_bytes += weight;
                 Ok(Reply::Queued)

@@ -484,6 +484,27 @@ fn held_signals_are_bounded_per_name_and_in_total() {
 }
 
 #[test]
+fn a_refused_hold_leaves_no_entry_behind() {
+    // Found by the hub fuzzer: with the total reached, each refused hold for
+    // a new name left an empty queue keyed by that name until the next tick.
+    let mut w = World::new();
+    w.hub = Hub::new(Limits { hold_total: 1, ..Limits::default() });
+    let a = w.peer("a", 0);
+    let hold = |to: &str| Command::Signal {
+        to: Target::Name(to.into()),
+        kind: "OFFER".into(),
+        payload: payload("{}"),
+        missing: Missing::Hold(Duration::from_secs(5)),
+        mark: None,
+    };
+    assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
+    for name in ["y", "z"] {
+        assert_eq!(w.cmd(a, hold(name)), Err(HubError::QueueFull(Target::Name(name.into()))));
+    }
+    assert_eq!(w.hub.held.len(), 1, "only the queue of x");
+}
+
+#[test]
 fn a_clean_goodbye_reports_unsent_signals_to_their_senders() {
     let mut w = World::new();
     let (a, b) = (w.peer("a", 30), w.peer("b", 30));
