@@ -66,8 +66,9 @@ use crate::transport::ws::Bucket;
 /// Engine.IO timings of the original (socket.io 4 defaults).
 const PING_INTERVAL: Duration = Duration::from_secs(25);
 const PING_TIMEOUT: Duration = Duration::from_secs(20);
-/// Packets socketioxide may hold for one socket that does not read.
-const SOCKET_BUFFER: usize = 256;
+/// Packets socketioxide may hold for one socket that does not read (relays
+/// of at most the board's item size each: a few MiB at worst).
+const SOCKET_BUFFER: usize = 64;
 /// How often a full socket buffer is tried again.
 const BUFFER_RETRY: Duration = Duration::from_millis(5);
 /// The original's `maxHttpBufferSize` (1e6), advertised as `maxPayload`.
