@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, npm packages) and runs them
-# all: format and lint checks, Rust unit and integration tests, and the
-# browser tests in headless Chromium. Safe to run again; installs are skipped
-# when already present. Everything listens on 127.0.0.1 only.
+# all: format and lint checks, Rust unit and integration tests, the browser
+# tests in headless Chromium, and a one-minute soak. Safe to run again;
+# installs are skipped when already present. Everything listens on 127.0.0.1
+# only.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -48,4 +49,13 @@ if compgen -G "tests/browser/*.test.mjs" >/dev/null; then
     cargo build --quiet --bin switchboard
     mkdir -p artifacts
     SWITCHBOARD_BIN=$PWD/target/debug/switchboard node --test tests/browser/*.test.mjs
+fi
+
+# The native protocol's soak in its short mode: 2,000 idle connections and
+# 10 calling pairs for 60 s, every relayed message checked (about a minute,
+# plus a debug build of bench/native). Always in CI; SKIP_SOAK=1 skips it
+# elsewhere. The full ten-minute run is `scripts/soak.sh` (docs/performance.md).
+if [[ -n ${CI:-} || -z ${SKIP_SOAK:-} ]]; then
+    log "soak, short mode (scripts/soak.sh)"
+    SHORT=1 scripts/soak.sh
 fi

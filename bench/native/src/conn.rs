@@ -58,7 +58,7 @@ impl Conn {
                 .with_context(|| format!("WebSocket upgrade at {url}"))?;
             let mut conn = Conn { ws, proto: t.proto, id: label.to_string() };
             loop {
-                let text = conn.next_text().await?.ok_or_else(|| anyhow!("server closed before registration"))?;
+                let text = conn.recv_text().await?.ok_or_else(|| anyhow!("server closed before registration"))?;
                 match proto::decode(t.proto, &text)? {
                     ServerMsg::Registered { id } => {
                         if let Some(id) = id {
@@ -96,12 +96,23 @@ impl Conn {
         self.flush().await
     }
 
+    /// Queue one text frame without flushing.
+    pub async fn feed_text(&mut self, text: String) -> Result<()> {
+        self.ws.feed(Message::text(text)).await.context("sending a frame")
+    }
+
+    /// Send one text frame.
+    pub async fn send_text(&mut self, text: String) -> Result<()> {
+        self.feed_text(text).await?;
+        self.flush().await
+    }
+
     /// Next relayed signal; other frames are skipped. `Ok(None)` when the
     /// server closed the connection. Cancel-safe (partial frames stay in
     /// the stream), so it can be raced against timers.
     pub async fn recv_signal(&mut self) -> Result<Option<Signal>> {
         loop {
-            let Some(text) = self.next_text().await? else { return Ok(None) };
+            let Some(text) = self.recv_text().await? else { return Ok(None) };
             match proto::decode(self.proto, &text)? {
                 ServerMsg::Signal { from, payload } => return Ok(Some(Signal { from, payload })),
                 ServerMsg::Refused(why) => bail!("server error: {why}"),
@@ -111,7 +122,8 @@ impl Conn {
     }
 
     /// Next text frame; `None` on close. Pings are answered by tungstenite.
-    async fn next_text(&mut self) -> Result<Option<Utf8Bytes>> {
+    /// Cancel-safe, like [`Conn::recv_signal`].
+    pub async fn recv_text(&mut self) -> Result<Option<Utf8Bytes>> {
         use tokio_tungstenite::tungstenite::Error as WsError;
         use tokio_tungstenite::tungstenite::error::ProtocolError;
         loop {

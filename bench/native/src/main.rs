@@ -1,7 +1,9 @@
 //! nativebench: load for switchboard's native protocol, next to the shared
-//! benchmark kit's floor-relay, on the kit's relay and idle workloads.
+//! benchmark kit's floor-relay, on the kit's relay and idle workloads; and a
+//! soak of the native protocol alone (idle connections plus call traffic).
 //! Loopback only; every loop is bounded in count and time.
 
+mod calls;
 mod conn;
 mod idle;
 mod payload;
@@ -9,6 +11,8 @@ mod procstat;
 mod proto;
 mod relay;
 mod report;
+mod seqcheck;
+mod soak;
 mod stats;
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -25,7 +29,7 @@ use crate::proto::Proto;
 #[derive(Parser)]
 #[command(
     version,
-    about = "Relay and idle load for switchboard's native protocol and the kit's floor-relay (127.0.0.1 only)"
+    about = "Relay, idle and soak load for switchboard's native protocol and the kit's floor-relay (127.0.0.1 only)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -73,6 +77,47 @@ enum Cmd {
         /// Give up connecting after this many seconds.
         #[arg(long, default_value_t = 120.0)]
         max_seconds: f64,
+    },
+    /// Hold N idle native connections while P pairs call, signal and hang up, for S seconds;
+    /// server RSS over time, and every relayed message checked (exit status 1 on any loss,
+    /// duplicate, mis-route, failed call, idle connection closed by the server, or server death).
+    Soak {
+        /// Server port on 127.0.0.1 (native protocol).
+        #[arg(long)]
+        port: u16,
+        /// Server PID, for RSS and open files from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Idle connections, held for the whole run.
+        #[arg(long, default_value_t = 20000)]
+        idle: usize,
+        /// Caller/callee pairs.
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        /// Seconds of call traffic.
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+        /// Seconds between RSS samples.
+        #[arg(long, default_value_t = 10.0)]
+        sample: f64,
+        /// Signals each side sends per call (an SDP, then ICE candidates).
+        #[arg(long, default_value_t = 8)]
+        signals: usize,
+        /// Each pair starts a call every this many milliseconds.
+        #[arg(long, default_value_t = 100)]
+        interval_ms: u64,
+        /// Both connections of a pair are replaced every this many calls (0 = never).
+        #[arg(long, default_value_t = 100)]
+        reconnect_every: u64,
+        /// Seconds an awaited event may take before it counts as missing.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// Idle connects in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Runtime worker threads [default: all CPUs].
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Print a free TCP port on 127.0.0.1.
     FreePort,
@@ -127,6 +172,14 @@ fn runtime(threads: Option<usize>) -> Result<(tokio::runtime::Runtime, usize)> {
     Ok((rt, n))
 }
 
+/// A tag for names and labels, different in each run.
+fn nonce() -> String {
+    format!(
+        "{:x}",
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) ^ std::process::id() as u64
+    )
+}
+
 /// Run one workload and print its result line.
 fn run_workload(
     common: Common,
@@ -139,11 +192,7 @@ fn run_workload(
         port: common.port,
         connect_timeout: Duration::from_secs_f64(common.connect_timeout),
     };
-    let nonce = format!(
-        "{:x}",
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64) ^ std::process::id() as u64
-    );
-    let results = rt.block_on(go(target, common.server_pid, nonce))?;
+    let results = rt.block_on(go(target, common.server_pid, nonce()))?;
     let tags: Map<String, Value> = common.tags.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
     let mut line = json!({
         "workload": workload,
@@ -205,6 +254,55 @@ fn main() -> Result<()> {
         Cmd::Idle { common, conns, concurrency, settle, hold, max_seconds } => {
             let o = idle::IdleOpts { conns, concurrency, settle, hold, max_seconds };
             run_workload(common, "idle", async move |t, pid, nonce| idle::run(t, pid, &nonce, o).await)
+        }
+        Cmd::Soak {
+            port,
+            server_pid,
+            idle,
+            pairs,
+            seconds,
+            sample,
+            signals,
+            interval_ms,
+            reconnect_every,
+            timeout,
+            concurrency,
+            threads,
+        } => {
+            if pairs == 0 || signals == 0 || interval_ms == 0 || seconds <= 0.0 || sample <= 0.0 || timeout <= 0.0 {
+                bail!("--pairs, --signals, --interval-ms, --seconds, --sample and --timeout must be positive");
+            }
+            // Per connection and call: one request (call or accept), the
+            // signals, and every other call a hangup.
+            let per_conn_per_s = (signals as f64 + 1.5) * 1000.0 / interval_ms as f64;
+            if per_conn_per_s > 1000.0 {
+                bail!(
+                    "about {per_conn_per_s:.0} messages/s per connection: keep it under half the server's \
+                     default --rate 2000 (fewer --signals or a longer --interval-ms)"
+                );
+            }
+            let calls = calls::CallOpts {
+                signals,
+                interval: Duration::from_millis(interval_ms),
+                reconnect_every,
+                timeout: Duration::from_secs_f64(timeout),
+            };
+            let o = soak::SoakOpts {
+                idle,
+                pairs,
+                seconds,
+                sample,
+                concurrency,
+                max_connect_seconds: 120.0 + idle as f64 / 200.0,
+                calls,
+            };
+            let target = Target { proto: Proto::Native, port, connect_timeout: Duration::from_secs(10) };
+            let (rt, _) = runtime(threads)?;
+            let passed = rt.block_on(soak::run(target, server_pid, &nonce(), o))?;
+            if !passed {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Cmd::FreePort => {
             let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;

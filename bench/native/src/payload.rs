@@ -1,5 +1,5 @@
 //! The relay payload: an SDP-like JSON object of a chosen size that carries
-//! a sequence number and a send timestamp.
+//! a sequence number and a send timestamp; and the soak's call signals.
 //!
 //! `{"seq":N,"sent_us":T,"type":"offer","sdp":"v=0\r\n..."}`: only the two
 //! numbers change per message, so rendering is one small format plus a copy.
@@ -103,9 +103,80 @@ pub fn seq_of(payload: &str) -> Option<u64> {
     serde_json::from_str::<Seq>(payload).ok().map(|p| p.seq)
 }
 
+/// The signals of the soak's calls, shaped like the call app's
+/// (`{"call", "sdp"}`, then `{"call", "candidate"}`), plus the sending pair,
+/// the sender's id and the message's place in the sender's sequence, which
+/// the receiver checks.
+pub struct CallSignals {
+    /// JSON-escaped SDP text shared by every offer and answer.
+    sdp: String,
+}
+
+/// What the receiver of a call signal checks.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+pub struct CallSignal {
+    pub pair: u64,
+    pub from: String,
+    pub seq: u64,
+}
+
+impl CallSignals {
+    /// Offers and answers carry an SDP of about `sdp_len` bytes.
+    pub fn new(sdp_len: usize) -> CallSignals {
+        CallSignals { sdp: sdp_text(sdp_len) }
+    }
+
+    /// Signal `i` of one side of a call: 0 is its SDP (an offer from the
+    /// caller, an answer from the callee), the others ICE candidates.
+    pub fn render(&self, sig: &CallSignal, call: &str, i: usize, caller: bool) -> String {
+        let quoted = |s: &str| serde_json::Value::from(s).to_string();
+        let head = format!(
+            "{{\"pair\":{},\"from\":{},\"seq\":{},\"call\":{},",
+            sig.pair,
+            quoted(&sig.from),
+            sig.seq,
+            quoted(call)
+        );
+        if i == 0 {
+            let ty = if caller { "offer" } else { "answer" };
+            format!("{head}\"sdp\":{{\"type\":\"{ty}\",\"sdp\":\"{}\"}}}}", self.sdp)
+        } else {
+            let port = 50_000 + i;
+            format!(
+                "{head}\"candidate\":{{\"candidate\":\"candidate:{i} 1 udp 2122260223 127.0.0.1 {port} typ host\",\
+                 \"sdpMid\":\"0\",\"sdpMLineIndex\":0}}}}"
+            )
+        }
+    }
+}
+
+/// The checked fields of a received call signal; `None` if it is not one.
+pub fn parse_call_signal(payload: &str) -> Option<CallSignal> {
+    serde_json::from_str(payload).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn call_signals_are_json_and_parse_back() {
+        let sigs = CallSignals::new(1000);
+        let sig = CallSignal { pair: 3, from: "p12".into(), seq: 41 };
+        for (i, caller) in [(0, true), (0, false), (1, true), (7, false)] {
+            let text = sigs.render(&sig, "c9", i, caller);
+            let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+            assert_eq!(v["call"], "c9");
+            assert_eq!(parse_call_signal(&text), Some(CallSignal { pair: 3, from: "p12".into(), seq: 41 }));
+            if i == 0 {
+                assert_eq!(v["sdp"]["type"], if caller { "offer" } else { "answer" });
+                assert!(text.len() > 1000);
+            } else {
+                assert_eq!(v["candidate"]["sdpMLineIndex"], 0);
+            }
+        }
+        assert_eq!(parse_call_signal(r#"{"seq":1,"sent_us":2}"#), None);
+    }
 
     #[test]
     fn payload_is_json_of_the_asked_size() {

@@ -49,6 +49,11 @@ pub fn threads(pid: u32) -> Option<u64> {
     status_field(pid, "Threads").ok()
 }
 
+/// Open file descriptors of a process (its sockets among them).
+pub fn fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
 /// Busy CPU seconds of the whole machine (all CPUs, idle and iowait excluded).
 pub fn machine_busy_seconds() -> Result<f64> {
     let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;

@@ -155,6 +155,55 @@ pub fn decode(proto: Proto, text: &str) -> Result<ServerMsg> {
     }
 }
 
+/// A native server frame as the soak's call traffic reads it: the fields it
+/// looks at, the rest ignored.
+#[derive(Debug, Deserialize)]
+pub struct NativeEvent {
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// The request's `ref` in `ok` and `error` (the soak sends numbers).
+    #[serde(default, rename = "ref")]
+    pub reference: Option<u64>,
+    /// Call id: in `ok` to `call`, `ring`, `accepted`, `ended`.
+    #[serde(default)]
+    pub call: Option<String>,
+    /// Why a call `ended`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Who it comes from, in `ring` and `signal`.
+    #[serde(default)]
+    pub from: Option<PeerRef>,
+    /// Who accepted, in `accepted`.
+    #[serde(default)]
+    pub by: Option<PeerRef>,
+    /// A signal's payload, verbatim.
+    #[serde(default)]
+    pub data: Option<Box<RawValue>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PeerRef {
+    pub id: String,
+}
+
+/// Decode a native frame for the call traffic.
+pub fn decode_event(text: &str) -> Result<NativeEvent> {
+    serde_json::from_str(text)
+        .with_context(|| format!("undecodable native frame: {}", text.chars().take(200).collect::<String>()))
+}
+
+/// A native request with a numeric `ref`: `fields` are `(key, value)` pairs
+/// of strings, e.g. `request("call", &[("to", "p2")], 7)`.
+pub fn request(ty: &str, fields: &[(&str, &str)], reference: u64) -> String {
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    let mut out = format!("{{\"type\":{}", quoted(ty));
+    for &(k, v) in fields {
+        out.push_str(&format!(",{}:{}", quoted(k), quoted(v)));
+    }
+    out.push_str(&format!(",\"ref\":{reference}}}"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +226,20 @@ mod tests {
         ));
         assert_eq!(decode(Proto::Native, r#"{"type":"online","peer":{}}"#).unwrap(), ServerMsg::Other);
         assert!(decode(Proto::Native, "not json").is_err());
+    }
+
+    #[test]
+    fn native_requests_and_events() {
+        assert_eq!(request("call", &[("to", "p2")], 7), r#"{"type":"call","to":"p2","ref":7}"#);
+        let ring = r#"{"call":"c1","from":{"id":"p1","name":"a"},"meta":null,"type":"ring"}"#;
+        let e = decode_event(ring).unwrap();
+        assert_eq!((e.ty.as_str(), e.call.as_deref()), ("ring", Some("c1")));
+        assert_eq!(e.from.unwrap().id, "p1");
+        let err = decode_event(r#"{"code":"busy","message":"..","ref":3,"type":"error"}"#).unwrap();
+        assert_eq!((err.ty.as_str(), err.reference), ("error", Some(3)));
+        let sig = decode_event(r#"{"data":{"seq":1},"from":{"id":"p2","name":null},"type":"signal"}"#).unwrap();
+        assert_eq!(sig.data.unwrap().get(), r#"{"seq":1}"#);
+        assert!(decode_event(r#"{"type":"error","ref":null}"#).unwrap().reference.is_none());
     }
 
     #[test]
