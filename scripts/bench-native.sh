@@ -132,21 +132,9 @@ proto_of() {
 }
 
 SPID=""
-stop_server() {
-    [[ -n $SPID ]] || return 0
-    local pid=$SPID i
-    SPID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        note "server $pid ignored SIGTERM for 5 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+STOP_WAIT=50
+# shellcheck source=scripts/lib/server.sh
+source scripts/lib/server.sh # (the script runs from the repo root)
 trap 'stop_server' EXIT
 trap 'note interrupted; exit 130' INT TERM
 

@@ -112,21 +112,8 @@ PORT=$("$NB" free-port)
 read -r -a extra <<<"${SB_ARGS:-}"
 
 SPID=""
-stop_server() {
-    [[ -n $SPID ]] || return 0
-    local pid=$SPID i
-    SPID=""
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        note "server $pid ignored SIGTERM for 10 s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/server.sh
+source scripts/lib/server.sh # (the script runs from the repo root)
 trap 'stop_server' EXIT
 trap 'note interrupted; exit 130' INT TERM
 

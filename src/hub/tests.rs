@@ -468,13 +468,7 @@ fn held_signals_are_bounded_per_name_and_in_total() {
     let mut w = World::new();
     w.hub = Hub::new(Limits { hold_per_name: 2, hold_total: 3, ..Limits::default() });
     let a = w.peer("a", 0);
-    let hold = |to: &str| Command::Signal {
-        to: Target::Name(to.into()),
-        kind: "OFFER".into(),
-        payload: payload("{}"),
-        missing: Missing::Hold(Duration::from_secs(5)),
-        mark: None,
-    };
+    let hold = |to: &str| hold_for(to, payload("{}"));
     assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
     assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
     assert_eq!(w.cmd(a, hold("x")), Err(HubError::QueueFull(Target::Name("x".into()))));
@@ -490,13 +484,7 @@ fn a_refused_hold_leaves_no_entry_behind() {
     let mut w = World::new();
     w.hub = Hub::new(Limits { hold_total: 1, ..Limits::default() });
     let a = w.peer("a", 0);
-    let hold = |to: &str| Command::Signal {
-        to: Target::Name(to.into()),
-        kind: "OFFER".into(),
-        payload: payload("{}"),
-        missing: Missing::Hold(Duration::from_secs(5)),
-        mark: None,
-    };
+    let hold = |to: &str| hold_for(to, payload("{}"));
     assert_eq!(w.cmd(a, hold("x")), Ok(Reply::Queued));
     for name in ["y", "z"] {
         assert_eq!(w.cmd(a, hold(name)), Err(HubError::QueueFull(Target::Name(name.into()))));
@@ -619,13 +607,7 @@ fn held_signals_are_bounded_by_bytes_per_name_and_in_total() {
     let mut w = World::new();
     let a0 = w.peer("a", 0);
     let big = payload(&format!("\"{}\"", "x".repeat(60_000)));
-    let hold = |to: &str| Command::Signal {
-        to: Target::Name(to.into()),
-        kind: "OFFER".into(),
-        payload: big.clone(),
-        missing: Missing::Hold(Duration::from_secs(5)),
-        mark: None,
-    };
+    let hold = |to: &str| hold_for(to, big.clone());
     assert_eq!(w.cmd(a0, hold("x")), Ok(Reply::Queued));
     let one = w.hub.held.values().flatten().map(|h| h.weight).sum::<usize>();
     w.hub = Hub::new(Limits { hold_bytes_per_name: 2 * one, hold_total_bytes: 3 * one, ..Limits::default() });
@@ -710,4 +692,15 @@ fn a_resume_token_works_only_for_the_same_identity_and_takes_the_new_grant() {
     assert_eq!(w.hub.resume(S, "tok-b", fresh, &mut w.out).map(|r| r.0), Ok(b));
     let join = Command::Join { room: "r1".into(), info: None, max: None };
     assert!(matches!(w.cmd(b, join), Ok(Reply::Joined { .. })), "the new token's rooms apply");
+}
+
+/// A PeerJS-style signal to the name `to`, held 5 s while nobody claims it.
+fn hold_for(to: &str, body: Payload) -> Command {
+    Command::Signal {
+        to: Target::Name(to.into()),
+        kind: "OFFER".into(),
+        payload: body,
+        missing: Missing::Hold(Duration::from_secs(5)),
+        mark: None,
+    }
 }
