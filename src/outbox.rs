@@ -47,19 +47,24 @@ impl Total {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// One atomic add on the hot path (no compare-and-swap loop), taken
+    /// back at once in the rare case it went over the limit.
     fn try_add(&self, n: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_add(n).filter(|t| *t <= self.limit))
-            .is_ok()
+        let before = self.used.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > self.limit {
+            self.used.fetch_sub(n, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     fn add(&self, n: usize) {
         self.used.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Every byte taken off was added before: the queues account exactly.
     fn sub(&self, n: usize) {
-        // Never below zero, whatever the order of updates.
-        let _ = self.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(n)));
+        self.used.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
