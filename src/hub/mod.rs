@@ -232,14 +232,6 @@ impl Hub {
         self.names.get(&(space, Name::from(name))).and_then(|v| v.first().copied())
     }
 
-    /// Every peer in a space that holds a name, in id order.
-    pub fn named(&self, space: SpaceId) -> Vec<PeerInfo> {
-        let mut ids: Vec<PeerId> =
-            self.peers.iter().filter(|(_, p)| p.space == space && !p.names.is_empty()).map(|(id, _)| *id).collect();
-        ids.sort();
-        ids.into_iter().map(|id| self.info(id)).collect()
-    }
-
     /// Every name held in a space: peers in connect order, each peer's names
     /// in claim order (a registry listing for dialects that have one).
     pub fn names_in(&self, space: SpaceId) -> Vec<Name> {
@@ -637,11 +629,6 @@ enum Delivered {
 }
 
 impl Hub {
-    /// The space a peer lives in.
-    pub fn space_of(&self, id: PeerId) -> Option<SpaceId> {
-        self.peers.get(&id).map(|p| p.space)
-    }
-
     /// Whether the peer is away, waiting to resume.
     pub fn is_away(&self, id: PeerId) -> bool {
         self.peers.get(&id).is_some_and(|p| p.away.is_some())
