@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::auth::Verifier;
 use crate::dialect::DialectKind;
+use crate::hub::SpaceId;
 use crate::ice::{IceConfig, IceServer, Secret};
 use crate::transport::tls::TlsFiles;
 use crate::transport::ws::ConnLimits;
@@ -178,6 +179,19 @@ pub struct ServeArgs {
     /// Seconds to wait for connections to close on shutdown [default: 5].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_DEADLINE", value_name = "SECS")]
     pub shutdown_deadline: Option<u64>,
+    /// Join a cluster of nodes through this Redis (`redis://host:port`,
+    /// `rediss://` for TLS); see docs/cluster.md. Without it, this node
+    /// works alone.
+    #[arg(long, env = "SWITCHBOARD_REDIS", value_name = "URL", help_heading = "Cluster")]
+    pub redis: Option<String>,
+    /// Name of the cluster: nodes on one Redis with the same name act as
+    /// one server [default: switchboard].
+    #[arg(long, env = "SWITCHBOARD_CLUSTER", value_name = "NAME", help_heading = "Cluster")]
+    pub cluster: Option<String>,
+    /// Seconds after which a silent node counts as dead: its peers are away
+    /// and may resume on another node [default: 5; at most 10].
+    #[arg(long, env = "SWITCHBOARD_NODE_TIMEOUT", value_name = "SECS", help_heading = "Cluster")]
+    pub node_timeout: Option<u64>,
     /// Require an access token (JWT, HS256 signed with this secret) on every
     /// connection and on the endpoints that reveal state (docs/security.md).
     #[arg(
@@ -309,6 +323,22 @@ impl PeerjsConfig {
     }
 }
 
+/// Settings of a node of a cluster (`--redis`; docs/cluster.md).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Redis URL.
+    pub redis: String,
+    /// Cluster name: the prefix of every key and channel.
+    pub name: String,
+    /// How long a node may be silent before it counts as dead.
+    pub node_timeout: Duration,
+}
+
+impl ClusterConfig {
+    /// Default of [`ClusterConfig::node_timeout`].
+    pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
 /// The TOML file. Every key is optional; unknown keys are an error.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -349,6 +379,12 @@ pub struct FileConfig {
     /// TURN settings (`[turn]`).
     #[serde(default)]
     turn: TurnArgs,
+    /// Redis of the cluster (`--redis`).
+    redis: Option<String>,
+    /// Name of the cluster (`--cluster`).
+    cluster: Option<String>,
+    /// Seconds before a silent node counts as dead (`--node-timeout`).
+    node_timeout: Option<u64>,
 }
 
 /// One listening socket and the dialect it speaks.
@@ -357,6 +393,11 @@ pub struct FileConfig {
 pub struct ListenerConfig {
     /// Wire protocol.
     pub dialect: DialectKind,
+    /// Name of the listener's namespace (its names and rooms): listeners of
+    /// the same name on every node of a cluster share one. Default: the
+    /// dialect's name.
+    #[serde(default)]
+    pub name: Option<String>,
     /// Address and port.
     pub listen: SocketAddr,
     /// Directory of static files to serve at `/`.
@@ -377,7 +418,24 @@ pub struct ListenerConfig {
 impl ListenerConfig {
     /// A plain listener.
     pub fn plain(dialect: DialectKind, listen: SocketAddr) -> ListenerConfig {
-        ListenerConfig { dialect, listen, static_dir: None, tls_cert: None, tls_key: None, tls: Some(false) }
+        ListenerConfig {
+            dialect,
+            name: None,
+            listen,
+            static_dir: None,
+            tls_cert: None,
+            tls_key: None,
+            tls: Some(false),
+        }
+    }
+
+    /// The listener's namespace: from its name (or dialect), never from its
+    /// place in the config, so every node of a cluster agrees on it.
+    pub fn space(&self) -> SpaceId {
+        let name = self.name.as_deref().unwrap_or(self.dialect.as_str());
+        // FNV-1a: stable across builds and platforms.
+        let hash = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        SpaceId(hash)
     }
 
     /// The TLS files, once resolved.
@@ -476,6 +534,8 @@ pub struct Config {
     pub auth: Option<Verifier>,
     /// Bearer token `/metrics` requires, if set.
     pub metrics_token: Option<Secret>,
+    /// Node of a cluster over Redis, if any.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Limits applied at admission, before a connection is accepted.
@@ -523,6 +583,7 @@ impl Default for Config {
             socketio_client: None,
             auth: None,
             metrics_token: None,
+            cluster: None,
         }
     }
 }
@@ -546,6 +607,7 @@ impl Config {
             let dialect = args.dialect.unwrap_or(DialectKind::Native);
             vec![ListenerConfig {
                 dialect,
+                name: None,
                 listen: match args.listen {
                     Some(addr) => addr,
                     None => default_listen(dialect, std::env::var("PORT").ok().as_deref())?,
@@ -615,6 +677,14 @@ impl Config {
             socketio_client: args.socketio_client.clone().or(file.socketio_client.clone()),
             auth: auth_verifier(args, &file)?,
             metrics_token: args.metrics_token.clone().or(file.metrics_token.clone()),
+            cluster: match args.redis.clone().or(file.redis.clone()) {
+                None => None,
+                Some(redis) => Some(ClusterConfig {
+                    redis,
+                    name: args.cluster.clone().or(file.cluster.clone()).unwrap_or_else(|| "switchboard".into()),
+                    node_timeout: secs(args.node_timeout, file.node_timeout, ClusterConfig::NODE_TIMEOUT),
+                }),
+            },
         };
         config.validate()?;
         Ok(config)
@@ -632,6 +702,26 @@ impl Config {
         }
         if self.room_max < 2 {
             bail!("--room-max must be at least 2");
+        }
+        let mut spaces = std::collections::HashMap::new();
+        for l in &self.listeners {
+            if let Some(other) = spaces.insert(l.space(), l) {
+                bail!(
+                    "listeners on {} and {} share the namespace '{}': give each a distinct `name` in its [[listener]] table",
+                    other.listen,
+                    l.listen,
+                    l.name.as_deref().unwrap_or(l.dialect.as_str())
+                );
+            }
+        }
+        if let Some(c) = &self.cluster {
+            if !(c.redis.starts_with("redis://") || c.redis.starts_with("rediss://") || c.redis.starts_with("unix://"))
+            {
+                bail!("--redis {}: give a URL such as redis://127.0.0.1:6379 (rediss:// for TLS)", c.redis);
+            }
+            if c.node_timeout.is_zero() || c.node_timeout > Duration::from_secs(10) {
+                bail!("--node-timeout must be 1 to 10 seconds");
+            }
         }
         for l in &self.listeners {
             if let Some(dir) = &l.static_dir

@@ -43,6 +43,7 @@ pub mod app;
 pub mod auth;
 pub mod cert;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod dialect;
 pub mod hub;

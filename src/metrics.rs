@@ -75,9 +75,14 @@ impl Metrics {
             "Client connections accepted (resumes included).",
             self.connections_total.load(Relaxed).to_string(),
         );
-        series("peers", "gauge", "Peers known to the hub, connected or away.", census.peers.to_string());
+        series("peers", "gauge", "Peers connected or away (in a cluster: on every node).", census.peers.to_string());
+        series("node_peers", "gauge", "Peers connected to or away from this node.", census.node_peers.to_string());
+        if let Some((nodes, redis_up)) = census.cluster {
+            series("cluster_nodes", "gauge", "Live nodes of the cluster, this one included.", nodes.to_string());
+            series("redis_up", "gauge", "1 when the cluster's Redis is reachable.", u8::from(redis_up).to_string());
+        }
         series("peers_away", "gauge", "Peers disconnected and waiting to resume.", census.away.to_string());
-        series("rooms", "gauge", "Non-empty rooms.", census.rooms.to_string());
+        series("rooms", "gauge", "Non-empty rooms (in a cluster: on every node).", census.rooms.to_string());
         series("calls", "gauge", "Calls ringing or in progress.", census.calls.to_string());
         series("held_messages", "gauge", "Messages held for ids not yet connected.", census.held.to_string());
         series(

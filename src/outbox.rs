@@ -374,6 +374,16 @@ impl<T, A> Sender<T, A> {
         self.shared.lock().held += 1;
     }
 
+    /// How many events are queued.
+    pub fn len(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Takes every queued event out (the receiver will not see them).
     pub fn take_queued(&self) -> Vec<T> {
         let mut st = self.shared.lock();

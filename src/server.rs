@@ -19,7 +19,7 @@ use crate::admission::Gate;
 use crate::app::App;
 use crate::config::{Config, ListenerConfig};
 use crate::dialect::DialectKind;
-use crate::hub::{Limits, SpaceId};
+use crate::hub::Limits;
 use crate::local_hub::{Flow, LocalHub};
 use crate::outbox::{Budget, Total};
 use crate::routes;
@@ -30,6 +30,8 @@ use axum_server::tls_rustls::RustlsConfig;
 pub struct Running {
     /// The bound address of each listener, in config order.
     pub addrs: Vec<SocketAddr>,
+    /// The namespace of each listener, in config order.
+    pub spaces: Vec<crate::hub::SpaceId>,
     /// The hub, for inspection.
     pub hub: LocalHub,
     stop: CancellationToken,
@@ -58,16 +60,22 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
     };
     let budget = Budget { per_queue: config.queue_bytes, total: Total::new(config.queue_total_bytes) };
     let hub = LocalHub::new(limits, Flow { budget, slow_after: config.slow_after });
+    // A node of a cluster takes its number before any peer connects (peer
+    // ids carry it).
+    let link = match &config.cluster {
+        Some(cluster) => Some(crate::cluster::link::join(cluster, hub.clone(), CancellationToken::new()).await?),
+        None => None,
+    };
     let stop = CancellationToken::new();
     let tracker = TaskTracker::new();
     let gate = Gate::new(config.entry.clone());
     let mut addrs = Vec::new();
     let mut servers = Vec::new();
-    for (i, l) in config.listeners.iter().enumerate() {
+    for l in &config.listeners {
         let app = App {
             hub: hub.clone(),
             config: config.clone(),
-            space: SpaceId(i as u32),
+            space: l.space(),
             shutdown: stop.clone(),
             tracker: tracker.clone(),
             gate: gate.clone(),
@@ -131,11 +139,17 @@ pub async fn start(mut config: Config) -> anyhow::Result<Running> {
             s.abort();
         }
         ticker.abort();
+        // Peers whose clients did not come back here resume on another
+        // node; what waits for them goes there first.
+        if let Some(link) = link {
+            link.leave().await;
+        }
         if let Some(turn) = turn {
             turn.stop().await;
         }
     });
-    Ok(Running { addrs, hub, stop, done })
+    let spaces = config.listeners.iter().map(ListenerConfig::space).collect();
+    Ok(Running { addrs, spaces, hub, stop, done })
 }
 
 /// Runs the configured server until `shutdown` resolves.

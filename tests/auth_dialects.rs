@@ -12,7 +12,6 @@ use common::{Client, TestServer, WAIT, expect_exact};
 use eio::Polling;
 use switchboard::Config;
 use switchboard::dialect::DialectKind;
-use switchboard::hub::SpaceId;
 
 async fn server(dialect: DialectKind, tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = Config::single(dialect, "127.0.0.1:0".parse().expect("addr"));
@@ -211,7 +210,7 @@ async fn peerjs_id_outside_the_token_gets_an_error_frame_and_the_close() {
     expect_exact(&mut alice, r#"{"type":"OPEN"}"#).await;
     alice.drop_abruptly().await;
     let hub = &server.running.hub;
-    let away = || hub.read(|h| h.lookup(SpaceId(0), "alice").is_some_and(|p| h.is_away(p)));
+    let away = || hub.read(|h| h.lookup(server.running.spaces[0], "alice").is_some_and(|p| h.is_away(p)));
     tokio::time::timeout(WAIT, async {
         while !away() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::{Client, TestServer, WAIT};
 use switchboard::Config;
 use switchboard::dialect::DialectKind;
-use switchboard::hub::SpaceId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
@@ -42,7 +41,7 @@ async fn refused(url: &str) -> String {
 async fn until_away(server: &TestServer, id: &str) {
     let hub = &server.running.hub;
     tokio::time::timeout(WAIT, async {
-        while !hub.read(|h| h.lookup(SpaceId(0), id).is_some_and(|p| h.is_away(p))) {
+        while !hub.read(|h| h.lookup(server.running.spaces[0], id).is_some_and(|p| h.is_away(p))) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })

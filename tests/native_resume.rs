@@ -172,6 +172,7 @@ async fn a_token_resumes_only_on_the_listener_that_issued_it() {
     let mut config =
         switchboard::Config::single(switchboard::dialect::DialectKind::Native, "127.0.0.1:0".parse().unwrap());
     config.listeners.push(config.listeners[0].clone());
+    config.listeners[1].name = Some("second".into());
     let server = TestServer::start(config).await;
     let (mut bob, welcome) = server.client().await;
     let token = welcome["resume"].as_str().unwrap().to_string();

@@ -354,6 +354,7 @@ impl Protocol for Native {
                     Undelivered::PeerGone => "peer_gone",
                     Undelivered::Expired => "expired",
                     Undelivered::Congested => "congested",
+                    Undelivered::Unreachable => "unreachable",
                 };
                 json!({"type": "undeliverable", "to": to.to_string(), "ref": mark, "reason": reason}).to_string()
             }

@@ -26,12 +26,14 @@ impl Call {
 }
 
 impl Hub {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn ring(
         &mut self,
         from: PeerId,
         space: SpaceId,
         to: Target,
         meta: Option<Payload>,
+        call: CallId,
         now: Instant,
         out: &mut Vec<Delivery>,
     ) -> Result<Reply, HubError> {
@@ -45,8 +47,6 @@ impl Hub {
         if self.call_of(callee).is_some() {
             return Err(HubError::Busy(to));
         }
-        self.next_call += 1;
-        let call = CallId(self.next_call);
         self.calls.insert(call, Call { caller: from, callee, ringing_until: Some(now + self.limits.ring_timeout) });
         for id in [from, callee] {
             if let Some(p) = self.peers.get_mut(&id) {

@@ -8,6 +8,7 @@
 
 mod calls;
 mod keyed;
+mod replica;
 mod rooms;
 pub mod types;
 
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 
 pub use keyed::Keyed;
+pub use replica::PeerState;
 pub use types::*;
 
 /// Bounds that keep the hub's memory finite whatever clients do.
@@ -180,12 +182,24 @@ pub struct Census {
     pub away_bytes: usize,
     /// Bytes waiting in connections' outboxes (filled in by the I/O side).
     pub outbox_bytes: usize,
+    /// Peers this node holds (all of `peers` outside a cluster; filled in
+    /// by the I/O side).
+    pub node_peers: usize,
+    /// In a cluster: live nodes (this one included) and whether Redis is
+    /// reachable (filled in by the I/O side).
+    pub cluster: Option<(usize, bool)>,
 }
 
 impl Hub {
     /// A hub with the given bounds.
     pub fn new(limits: Limits) -> Hub {
         Hub { limits, ..Hub::default() }
+    }
+
+    /// A hub whose peer and call ids start after `base`: nodes of a cluster
+    /// each take their own range, so ids are unique across nodes.
+    pub fn with_id_base(limits: Limits, base: u64) -> Hub {
+        Hub { limits, next_peer: base, next_call: base, ..Hub::default() }
     }
 
     /// Registers a new peer. `token`, if given, lets it [`resume`](Self::resume) later.
@@ -264,6 +278,8 @@ impl Hub {
             held_bytes: self.held_bytes,
             away_bytes: self.away_bytes,
             outbox_bytes: 0,
+            node_peers: self.peers.len(),
+            cluster: None,
         }
     }
 
@@ -291,7 +307,11 @@ impl Hub {
                 self.signal(from, space, to, event, missing, mark, now, out)
             }
             Command::Broadcast { room, kind, payload } => self.broadcast(from, space, room, kind, payload, out),
-            Command::Ring { to, meta } => self.ring(from, space, to, meta, now, out),
+            Command::Ring { to, meta } => {
+                self.next_call += 1;
+                let call = CallId(self.next_call);
+                self.ring(from, space, to, meta, call, now, out)
+            }
             Command::Accept { call } => self.accept(from, call, out),
             Command::Reject { call, reason } => self.reject(from, call, reason, out),
             Command::Cancel { call } => self.cancel(from, call, out),

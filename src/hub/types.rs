@@ -24,6 +24,12 @@ impl Payload {
         Payload(Arc::from(raw.get()))
     }
 
+    /// Takes JSON text that was validated before, by this node or another
+    /// node of the cluster (forwarded payloads are not parsed again).
+    pub fn trusted(text: &str) -> Payload {
+        Payload(Arc::from(text))
+    }
+
     /// Validates JSON text.
     pub fn parse(text: &str) -> Result<Payload, serde_json::Error> {
         serde_json::from_str::<&RawValue>(text).map(Payload::from_raw)
@@ -352,6 +358,9 @@ pub enum Undelivered {
     /// The target's queue is at its bound (it reads too slowly, or too many
     /// send to it at once).
     Congested,
+    /// The target is on another node of the cluster, which could not be
+    /// reached (the cluster's Redis is down).
+    Unreachable,
 }
 
 /// Something the hub tells a peer.

@@ -23,8 +23,15 @@ pub fn with_common(routes: Router, static_dir: Option<&Path>, app: App) -> Route
     }
 }
 
-async fn healthz() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain")], "ok\n")
+/// `ok`, or `degraded` when the cluster's Redis is unreachable (this node
+/// still serves its own peers: a load balancer should keep it).
+async fn healthz(State(app): State<App>) -> impl IntoResponse {
+    let body = match app.hub.census().cluster {
+        None => "ok\n".to_string(),
+        Some((nodes, true)) => format!("ok\nredis: reachable\nnodes: {nodes}\n"),
+        Some((nodes, false)) => format!("degraded\nredis: unreachable\nnodes: {nodes}\n"),
+    };
+    ([(header::CONTENT_TYPE, "text/plain")], body)
 }
 
 async fn metrics(State(app): State<App>, entry: Entry) -> Response {

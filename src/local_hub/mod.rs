@@ -28,6 +28,8 @@ use crate::outbox;
 use crate::outbox::{Budget, Fill};
 use crate::port::{HubPort, Pressure};
 
+mod replicas;
+
 /// Why the server ends a connection on its own: the alarm of its outbox.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum KickReason {
@@ -143,6 +145,8 @@ struct State {
     /// Connections closed as slow that have not yet handed back what they
     /// were writing: a successor's outbox waits for that (see `take_over`).
     handback: FxHashMap<PeerId, Vec<u64>>,
+    /// The cluster this node is part of, if any.
+    cluster: Option<replicas::Replicas>,
 }
 
 #[derive(Debug)]
@@ -190,6 +194,7 @@ impl LocalHub {
             scratch: Vec::new(),
             congested: FxHashMap::default(),
             handback: FxHashMap::default(),
+            cluster: None,
         };
         let shared = Shared {
             state: Mutex::new(state),
@@ -217,6 +222,7 @@ impl LocalHub {
         let mut st = self.lock();
         let peer = st.hub.connect(space, opts, token.clone());
         let att = self.take_over(&mut st, peer, space, Handover { token, resumed: false, waiting: Vec::new() }, now);
+        Self::publish_peer(&st, peer);
         self.shared.metrics.peer_connected();
         att
     }
@@ -282,6 +288,7 @@ impl LocalHub {
         let (peer, waiting) = st.hub.resume(space, token, grant, &mut out)?;
         let handover = Handover { token: Some(Name::from(token)), resumed: true, waiting };
         let att = self.take_over(&mut st, peer, space, handover, now);
+        Self::publish_moved(&mut st, peer);
         self.shared.metrics.resumed();
         self.flush(&mut st, &mut out, now);
         Ok(att)
@@ -298,11 +305,13 @@ impl LocalHub {
         let st = &mut *guard;
         let mut out = Vec::new();
         let outboxes = &st.outboxes;
-        let dead = |p: PeerId| outboxes.get(&p).is_none_or(|o| o.heard.silent_for(now) > dead_after);
+        // Another node's peer is alive as long as its node says so.
+        let replica = |p: PeerId| st.cluster.as_ref().is_some_and(|c| c.is_replica(p));
+        let dead = |p: PeerId| !replica(p) && outboxes.get(&p).is_none_or(|o| o.heard.silent_for(now) > dead_after);
         let keyed = st.hub.connect_keyed(space, opts, name, key, limit, dead, &mut out)?;
-        let (peer, waiting, resumed) = match keyed {
-            Keyed::New(peer) => (peer, Vec::new(), false),
-            Keyed::Resumed(peer, waiting) => (peer, waiting, true),
+        let (peer, waiting, resumed, replaced) = match keyed {
+            Keyed::New(peer) => (peer, Vec::new(), false, None),
+            Keyed::Resumed(peer, waiting) => (peer, waiting, true, None),
             Keyed::Replaced { peer, old, waiting } => {
                 // What the replaced connection never wrote goes first.
                 let mut first = Vec::new();
@@ -311,10 +320,23 @@ impl LocalHub {
                     first = o.tx.take_queued();
                 }
                 first.extend(waiting);
-                (peer, first, false)
+                (peer, first, false, Some(old))
             }
         };
         let att = self.take_over(st, peer, space, Handover { token: None, resumed, waiting }, now);
+        if resumed {
+            Self::publish_moved(st, peer);
+        } else {
+            if let Some(c) = &mut st.cluster
+                && let Some(old) = replaced
+            {
+                c.homes.remove(&old);
+            }
+            if let Some(old) = replaced {
+                Self::publish_gone(st, old);
+            }
+            Self::publish_peer(st, peer);
+        }
         if resumed {
             self.shared.metrics.resumed();
         } else {
@@ -347,9 +369,14 @@ impl LocalHub {
         let relay = matches!(cmd, Command::Signal { .. } | Command::Broadcast { .. });
         let mut st = self.lock();
         let mut out = std::mem::take(&mut st.scratch);
+        // What others must replay goes to the other nodes (relays do not).
+        let replayed = (!relay && st.cluster.is_some()).then(|| cmd.clone());
         let reply = st.hub.handle(from, cmd, now, &mut out);
         if relay {
             self.shared.metrics.relayed(out.len());
+        }
+        if let (Some(cmd), Ok(r)) = (replayed, &reply) {
+            Self::publish_cmd(&st, from, cmd, r);
         }
         self.flush_from(&mut st, &mut out, now, Some(pressure));
         st.scratch = out;
@@ -362,7 +389,13 @@ impl LocalHub {
 
     /// Numbers for metrics: the hub's census and the bytes in outboxes.
     pub fn census(&self) -> crate::hub::Census {
-        crate::hub::Census { outbox_bytes: self.shared.budget.total.used(), ..self.lock().hub.census() }
+        let st = self.lock();
+        let census = st.hub.census();
+        let (node_peers, cluster) = match &st.cluster {
+            Some(c) => (census.peers - c.homes.len(), Some(c.census())),
+            None => (census.peers, None),
+        };
+        crate::hub::Census { outbox_bytes: self.shared.budget.total.used(), node_peers, cluster, ..census }
     }
 
     /// Reads hub state, for inspection (metrics, tests). Dialects ask
@@ -382,10 +415,12 @@ impl LocalHub {
                 st.handback.remove(&peer);
             }
         }
+        let replica = st.cluster.as_ref().is_some_and(|c| c.is_replica(peer));
         match st.outboxes.get(&peer).map(|o| o.conn) {
             Some(c) if c == conn => {
                 st.outboxes.remove(&peer);
                 st.hub.disconnect(peer, clean, unsent, now, &mut out);
+                Self::publish_left(&st, peer);
             }
             Some(_) => {
                 // Taken over by a newer connection: the leftovers go first.
@@ -393,7 +428,12 @@ impl LocalHub {
                     newer.tx.release(unsent);
                 }
             }
-            None => st.hub.disconnect(peer, clean, unsent, now, &mut out),
+            // It resumed on another node: what it did not write follows it.
+            None if replica => out.extend(unsent.into_iter().map(|event| Delivery { to: peer, event })),
+            None => {
+                st.hub.disconnect(peer, clean, unsent, now, &mut out);
+                Self::publish_left(&st, peer);
+            }
         }
         self.shared.metrics.peer_disconnected();
         self.flush(&mut st, &mut out, now);
@@ -403,6 +443,7 @@ impl LocalHub {
     pub fn tick(&self, now: Instant) {
         let mut st = self.lock();
         let mut out = Vec::new();
+        Self::check_nodes(&mut st, now, &mut out);
         st.hub.tick(now, &mut out);
         self.flush(&mut st, &mut out, now);
         self.find_slow_consumers(&mut st, now);
@@ -439,7 +480,21 @@ impl LocalHub {
         loop {
             let waits = pressure.as_deref().is_some_and(Pressure::waits);
             for Delivery { to, event } in out.drain(..) {
-                let Some(outbox) = st.outboxes.get(&to) else { continue };
+                let Some(outbox) = st.outboxes.get(&to) else {
+                    match Self::forward(st, to, event, waits) {
+                        replicas::Forward::Over(room) => {
+                            if let Some(p) = pressure.as_deref_mut() {
+                                p.push(room);
+                            }
+                        }
+                        replicas::Forward::Refused(e, reason) => {
+                            self.shared.metrics.delivery_refused();
+                            refused(st, to, e, reason);
+                        }
+                        replicas::Forward::Done | replicas::Forward::Local => {}
+                    }
+                    continue;
+                };
                 let sent = if waits { outbox.tx.try_send_waiting(event) } else { outbox.tx.try_send(event) };
                 let event = match sent {
                     Ok(Fill::Under) => continue,
@@ -454,7 +509,7 @@ impl LocalHub {
                     Err(outbox::TrySendError::Full(e)) => {
                         self.shared.metrics.delivery_refused();
                         tracing::debug!(peer = %to, "outbox at its bound: delivery refused, sender told");
-                        refused(st, to, e);
+                        refused(st, to, e, Undelivered::Congested);
                         continue;
                     }
                     Err(outbox::TrySendError::Closed(e)) => e,
@@ -462,6 +517,7 @@ impl LocalHub {
                 st.outboxes.remove(&to);
                 st.congested.remove(&to);
                 st.hub.disconnect(to, false, vec![event], now, &mut more);
+                Self::publish_left(st, to);
             }
             if more.is_empty() {
                 return;
@@ -506,6 +562,7 @@ impl LocalHub {
             let unsent = outbox.tx.take_queued();
             st.handback.entry(peer).or_default().push(outbox.conn);
             st.hub.disconnect(peer, false, unsent, now, &mut out);
+            Self::publish_left(st, peer);
         }
         self.flush(st, &mut out, now);
     }
@@ -513,9 +570,9 @@ impl LocalHub {
 
 /// A delivery an outbox refused: a signal's sender hears that it was not
 /// delivered (if its own outbox has room for the notice).
-fn refused(st: &State, to: PeerId, event: Event) {
+fn refused(st: &State, to: PeerId, event: Event, reason: Undelivered) {
     let Event::Signal { from, kind, mark, .. } = event else { return };
-    let notice = Event::Undeliverable { to: Target::Id(to), kind, mark, reason: Undelivered::Congested };
+    let notice = Event::Undeliverable { to: Target::Id(to), kind, mark, reason };
     if let Some(sender) = st.outboxes.get(&from.id) {
         let _ = sender.tx.try_send(notice);
     }

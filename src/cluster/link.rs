@@ -1,0 +1,349 @@
+//! The Redis side of a node: joining a cluster, the publisher, the
+//! subscriber, and the heartbeat that keeps the node's lease.
+//!
+//! Keys and channels, all under the cluster's name `C` (docs/cluster.md):
+//! - `C:node-seq`: counter handing out node numbers.
+//! - `C:node:N`: node N's lease (expires after the node timeout unless
+//!   renewed by its heartbeat).
+//! - `C:peers:N`: set of node N's peer ids, expiring with its lease.
+//! - `C:name:S:NAME`: who holds an exclusive name of space S ("N:PEER"),
+//!   valid while node N's lease is.
+//! - channel `C:to:N`: what other nodes send node N, in order.
+//! - channel `C:all`: heartbeats and hellos, read by every node.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::wire::{self, Item, NodeId};
+use super::{Dest, Outgoing};
+use crate::clock;
+use crate::config::ClusterConfig;
+use crate::hub::{Name, PeerId, SpaceId};
+use crate::local_hub::LocalHub;
+use crate::outbox;
+
+/// How long one Redis command may take before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most items published in one round trip.
+const BATCH: usize = 512;
+
+/// A node's place in its cluster.
+#[derive(Clone)]
+pub struct Link {
+    /// This node's number.
+    pub node: NodeId,
+    /// The cluster's name.
+    pub cluster: Arc<str>,
+    cmd: ConnectionManager,
+    hub: LocalHub,
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("node", &self.node).field("cluster", &self.cluster).finish()
+    }
+}
+
+/// Key and channel names of one cluster.
+#[derive(Clone, Debug)]
+struct Keys(Arc<str>);
+
+impl Keys {
+    fn seq(&self) -> String {
+        format!("{}:node-seq", self.0)
+    }
+    fn lease(&self, node: NodeId) -> String {
+        format!("{}:node:{node}", self.0)
+    }
+    fn lease_prefix(&self) -> String {
+        format!("{}:node:", self.0)
+    }
+    fn peers(&self, node: NodeId) -> String {
+        format!("{}:peers:{node}", self.0)
+    }
+    fn name(&self, space: SpaceId, name: &str) -> String {
+        format!("{}:name:{}:{name}", self.0, space.0)
+    }
+    fn to(&self, dest: Dest) -> String {
+        match dest {
+            Dest::Node(n) => format!("{}:to:{n}", self.0),
+            Dest::All => format!("{}:all", self.0),
+        }
+    }
+}
+
+/// Takes a name for `ARGV[1]` ("node:peer") unless a live node's peer holds
+/// it (`ARGV[2]`: prefix of lease keys). Returns the holder, or nothing.
+const CLAIM: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and cur ~= ARGV[1] then
+  local node = string.match(cur, '^(%d+):')
+  if node and redis.call('EXISTS', ARGV[2] .. node) == 1 then return cur end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+";
+
+/// Gives a name back if `ARGV[1]` still holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
+async fn connect(
+    config: &ClusterConfig,
+    push: Option<mpsc::UnboundedSender<PushInfo>>,
+) -> anyhow::Result<ConnectionManager> {
+    if config.redis.starts_with("rediss://") {
+        // rustls needs a process-wide crypto provider for Redis's TLS; ours is ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let info = redis::IntoConnectionInfo::into_connection_info(config.redis.as_str())
+        .with_context(|| format!("--redis {}: not a Redis URL", config.redis))?;
+    let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    let client = redis::Client::open(info.set_redis_settings(settings))?;
+    let mut manager = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(COMMAND_TIMEOUT))
+        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_max_delay(Duration::from_secs(1))
+        .set_number_of_retries(usize::MAX);
+    if let Some(push) = push {
+        manager = manager.set_push_sender(push).set_automatic_resubscription();
+    }
+    let first = tokio::time::timeout(COMMAND_TIMEOUT * 3, client.get_connection_manager_with_config(manager));
+    first
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out"))
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(|| format!("cannot reach Redis at {}: start it, or run without --redis", config.redis))
+}
+
+/// Joins the cluster: takes a node number, starts publishing what the hub
+/// sends and applying what other nodes send, and keeps the node's lease.
+pub async fn join(config: &ClusterConfig, hub: LocalHub, stop: CancellationToken) -> anyhow::Result<Link> {
+    let keys = Keys(Arc::from(config.name.as_str()));
+    let (push_tx, push_rx) = mpsc::unbounded_channel();
+    let mut sub = connect(config, Some(push_tx)).await?;
+    let mut cmd = connect(config, None).await?;
+    let node: NodeId = cmd.incr(keys.seq(), 1u64).await.context("taking a node number from Redis")?;
+    let uplink = hub.join_cluster(node, config.node_timeout);
+    sub.subscribe(&[keys.to(Dest::Node(node)), keys.to(Dest::All)])
+        .await
+        .context("subscribing to the node's channel")?;
+    let link = Link { node, cluster: keys.0.clone(), cmd: cmd.clone(), hub: hub.clone(), stop: stop.clone() };
+    let beat = config.node_timeout / 5;
+    let lease = config.node_timeout;
+    tokio::spawn(subscriber(push_rx, hub.clone(), stop.clone()));
+    tokio::spawn(publisher(uplink, cmd.clone(), keys.clone(), hub.clone(), node));
+    tokio::spawn(heartbeat(link.clone(), sub, keys.clone(), beat, lease));
+    // Everyone tells the newcomer about their peers.
+    let hello = wire::encode(node, &[Item::Hello]);
+    let _: i64 = cmd.publish(keys.to(Dest::All), hello).await.context("greeting the cluster")?;
+    info!(cluster = %config.name, node, redis = %config.redis, "joined the cluster");
+    Ok(link)
+}
+
+impl Link {
+    /// Claims an exclusive name for `peer` cluster-wide. `Ok(false)`: a peer
+    /// of a live node holds it.
+    pub async fn claim(&self, space: SpaceId, name: &str, peer: PeerId) -> redis::RedisResult<bool> {
+        let keys = Keys(self.cluster.clone());
+        let mut cmd = self.cmd.clone();
+        let holder: Option<String> = redis::Script::new(CLAIM)
+            .key(keys.name(space, name))
+            .arg(format!("{}:{}", self.node, peer.0))
+            .arg(keys.lease_prefix())
+            .invoke_async(&mut cmd)
+            .await?;
+        Ok(holder.is_none())
+    }
+
+    /// Leaves the cluster: this node's away peers and what waits for them go
+    /// to another node, then the lease is dropped. Waits (boundedly) for
+    /// what is queued to be published.
+    pub async fn leave(&self) {
+        let handed = self.hub.hand_over_all();
+        info!(peers = handed, "handing this node's away peers to another node");
+        let deadline = clock::now() + Duration::from_secs(3);
+        while self.hub.uplink_len() > 0 && clock::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let keys = Keys(self.cluster.clone());
+        let mut cmd = self.cmd.clone();
+        let _: redis::RedisResult<()> = cmd.del(&[keys.lease(self.node), keys.peers(self.node)]).await;
+        self.stop.cancel();
+    }
+
+    /// Whether Redis answers now.
+    pub async fn ping(&self) -> bool {
+        let mut cmd = self.cmd.clone();
+        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut cmd).await;
+        pong.is_ok()
+    }
+}
+
+/// Applies what other nodes send, in the order it arrives.
+async fn subscriber(mut rx: mpsc::UnboundedReceiver<PushInfo>, hub: LocalHub, stop: CancellationToken) {
+    loop {
+        let push = tokio::select! {
+            p = rx.recv() => p,
+            _ = stop.cancelled() => return,
+        };
+        let Some(push) = push else { return };
+        match push.kind {
+            PushKind::Message => {
+                let Some(Value::BulkString(bytes)) = push.data.get(1) else { continue };
+                match wire::decode(bytes) {
+                    Ok((from, items)) => hub.apply(from, items, clock::now()),
+                    Err(e) => warn!(error = %e, "ignoring a cluster message"),
+                }
+            }
+            PushKind::Disconnection => hub.redis_reachable(false, clock::now()),
+            _ => {}
+        }
+    }
+}
+
+/// Publishes what the hub sends, in order, one pipeline per batch; tells
+/// the hub of channels nobody reads (dead nodes) and of Redis failing.
+async fn publisher(
+    mut uplink: outbox::Receiver<Outgoing, ()>,
+    mut cmd: ConnectionManager,
+    keys: Keys,
+    hub: LocalHub,
+    node: NodeId,
+) {
+    loop {
+        let first = match uplink.next().await {
+            outbox::Next::Event(o) => o,
+            outbox::Next::Closed | outbox::Next::Alarm(()) => return,
+            outbox::Next::Probe => continue,
+        };
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match uplink.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        // One message per destination, each keeping the order of its items.
+        let mut dests: Vec<Dest> = Vec::new();
+        let mut groups: Vec<Vec<Outgoing>> = Vec::new();
+        for o in batch {
+            match dests.iter().position(|d| *d == o.dest) {
+                Some(i) => groups[i].push(o),
+                None => {
+                    dests.push(o.dest);
+                    groups.push(vec![o]);
+                }
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (dest, group) in dests.iter().zip(&groups) {
+            let items: Vec<Item> = group.iter().map(|o| o.item.clone()).collect();
+            pipe.publish(keys.to(*dest), wire::encode(node, &items));
+        }
+        match pipe.query_async::<Vec<i64>>(&mut cmd).await {
+            Ok(counts) => {
+                for ((dest, group), count) in dests.into_iter().zip(groups).zip(counts) {
+                    if let (Dest::Node(n), 0) = (dest, count) {
+                        hub.unreachable(n, group, clock::now());
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot publish to Redis: what was on its way to other nodes is refused");
+                hub.redis_reachable(false, clock::now());
+                hub.refuse_routed(groups.into_iter().flatten().collect(), clock::now());
+            }
+        }
+    }
+}
+
+/// Keeps the lease, says "alive" on the cluster channel, keeps the peer set
+/// and the name claims current, and notices Redis going and coming back.
+async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Duration, lease: Duration) {
+    let mut cmd = link.cmd.clone();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let beat = wire::encode(link.node, &[]);
+    let mut peers: HashSet<u64> = HashSet::new();
+    let mut names: HashSet<(SpaceId, Name, PeerId)> = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = link.stop.cancelled() => return,
+        }
+        // The subscriber's connection only notices a dead Redis when used.
+        let sub_ok = redis::cmd("PING").query_async::<String>(&mut sub).await.is_ok();
+        let own = link.hub.own_names();
+        let now_peers: HashSet<u64> = link.hub.own_peers().into_iter().map(|p| p.0).collect();
+        let now_names: HashSet<(SpaceId, Name, PeerId)> = own.into_iter().collect();
+        let mut pipe = redis::pipe();
+        pipe.set_ex(keys.lease(link.node), clock_stamp(), lease.as_secs().max(1))
+            .ignore()
+            .publish(keys.to(Dest::All), beat.clone())
+            .ignore();
+        let added: Vec<u64> = now_peers.difference(&peers).copied().collect();
+        let removed: Vec<u64> = peers.difference(&now_peers).copied().collect();
+        if !added.is_empty() {
+            pipe.sadd(keys.peers(link.node), &added).ignore();
+        }
+        if !removed.is_empty() {
+            pipe.srem(keys.peers(link.node), &removed).ignore();
+        }
+        pipe.expire(keys.peers(link.node), lease.as_secs().max(1) as i64).ignore();
+        for (space, name, peer) in names.difference(&now_names) {
+            pipe.invoke_script(
+                redis::Script::new(RELEASE).key(keys.name(*space, name)).arg(format!("{}:{}", link.node, peer.0)),
+            )
+            .ignore();
+        }
+        for (space, name, peer) in now_names.difference(&names) {
+            // Names claimed before Redis came back (or non-exclusive ones)
+            // are recorded too; a live holder elsewhere keeps its record.
+            pipe.invoke_script(
+                redis::Script::new(CLAIM)
+                    .key(keys.name(*space, name))
+                    .arg(format!("{}:{}", link.node, peer.0))
+                    .arg(keys.lease_prefix()),
+            )
+            .ignore();
+        }
+        match pipe.query_async::<()>(&mut cmd).await {
+            Ok(()) if sub_ok => {
+                peers = now_peers;
+                names = now_names;
+                if !link.hub.redis_up() {
+                    link.hub.redis_reachable(true, clock::now());
+                }
+            }
+            Ok(()) => debug!("Redis answers, the subscription not yet"),
+            Err(e) => {
+                if link.hub.redis_up() {
+                    warn!(error = %e, "Redis is unreachable");
+                }
+                link.hub.redis_reachable(false, clock::now());
+                // Everything is restated once it is back.
+                peers.clear();
+                names.clear();
+            }
+        }
+    }
+}
+
+/// A lease's value: when it was last renewed (for people reading Redis).
+fn clock_stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    secs.to_string()
+}

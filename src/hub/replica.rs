@@ -1,0 +1,159 @@
+//! Replicas: peers held by other nodes of a cluster, kept here so that names,
+//! rooms, presence and calls answer the same on every node.
+//!
+//! A replica is an ordinary peer of this hub without a connection here. Its
+//! node sends what it does (claims, joins, rings...), and this hub replays
+//! it: members here are told as for a local peer. Events for a replica are
+//! for its own node to send; the I/O side decides which to forward.
+
+use super::*;
+
+/// Everything another node needs to stand in for a peer.
+#[derive(Clone, Debug)]
+pub struct PeerState {
+    /// The peer.
+    pub id: PeerId,
+    /// Its space.
+    pub space: SpaceId,
+    /// Names held, in claim order.
+    pub names: Vec<Name>,
+    /// Rooms joined, in join order.
+    pub rooms: Vec<Name>,
+    /// Its presence profile.
+    pub info: Option<Payload>,
+    /// Its resume token.
+    pub token: Option<Name>,
+    /// Its keyed-claim key.
+    pub key: Option<Name>,
+    /// Grace and grant.
+    pub opts: PeerOpts,
+    /// Whether it is away, waiting to resume.
+    pub away: bool,
+}
+
+impl Hub {
+    /// Every peer's id (connected or away), in no particular order.
+    pub fn ids(&self) -> Vec<PeerId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// What another node needs to stand in for `id`.
+    pub fn export(&self, id: PeerId) -> Option<PeerState> {
+        let p = self.peers.get(&id)?;
+        Some(PeerState {
+            id,
+            space: p.space,
+            names: p.names.clone(),
+            rooms: p.rooms.clone(),
+            info: p.info.clone(),
+            token: p.token.clone(),
+            key: p.key.clone(),
+            opts: p.opts.clone(),
+            away: p.away.is_some(),
+        })
+    }
+
+    /// Adds the replica of a peer of another node, or brings an existing
+    /// one in line with `state`: names and rooms it no longer has are given
+    /// up, new ones taken, and members here are told as for any peer.
+    pub fn mirror(&mut self, state: PeerState, now: Instant, out: &mut Vec<Delivery>) {
+        let id = state.id;
+        if !self.peers.contains_key(&id) {
+            if let Some(t) = &state.token {
+                self.tokens.insert(t.clone(), id);
+            }
+            let peer = Peer {
+                space: state.space,
+                names: Vec::new(),
+                rooms: Vec::new(),
+                info: None,
+                call: None,
+                token: state.token.clone(),
+                key: state.key.clone(),
+                opts: state.opts.clone(),
+                away: None,
+            };
+            self.peers.insert(id, peer);
+            *self.population.entry(state.space).or_default() += 1;
+        }
+        let (names, rooms) = match self.peers.get(&id) {
+            Some(p) => (p.names.clone(), p.rooms.clone()),
+            None => return,
+        };
+        for name in names.iter().filter(|n| !state.names.contains(n)) {
+            self.release(id, state.space, name);
+        }
+        for name in state.names.iter().filter(|n| !names.contains(n)) {
+            // Its node checked the claim; here it only takes its place
+            // (shared, so a claim that raced another node's never fails).
+            let _ = self.claim(id, state.space, name.clone(), false, out);
+        }
+        for room in rooms.iter().filter(|r| !state.rooms.contains(r)) {
+            let _ = self.leave(id, state.space, room, out);
+        }
+        for room in state.rooms.iter().filter(|r| !rooms.contains(r)) {
+            let _ = self.join(id, state.space, room.clone(), state.info.clone(), None, out);
+        }
+        let away = self.is_away(id);
+        if state.away && !away {
+            self.disconnect(id, false, Vec::new(), now, out);
+        } else if !state.away && away {
+            let _ = self.resume_id(id, out);
+        }
+    }
+
+    /// Replays a command a replica's node applied; `call` is the id its node
+    /// gave a call it started. The reply went to the peer on its node.
+    pub fn replay(
+        &mut self,
+        from: PeerId,
+        cmd: Command,
+        call: Option<CallId>,
+        now: Instant,
+        out: &mut Vec<Delivery>,
+    ) -> Result<Reply, HubError> {
+        match (cmd, call) {
+            (Command::Ring { to, meta }, Some(call)) => {
+                let space = self.peers.get(&from).map(|p| p.space).ok_or(HubError::UnknownPeer(Target::Id(from)))?;
+                self.ring(from, space, to, meta, call, now, out)
+            }
+            (cmd, _) => self.handle(from, cmd, now, out),
+        }
+    }
+
+    /// Delivers an event another node routed to `to`: now, or into its
+    /// resume queue if it is away.
+    pub fn deliver_routed(&mut self, to: PeerId, event: Event, out: &mut Vec<Delivery>) -> Result<Reply, HubError> {
+        match self.deliver(to, event, out) {
+            Delivered::Now => Ok(Reply::Sent),
+            Delivered::Queued => Ok(Reply::Queued),
+            Delivered::Full if self.peers.contains_key(&to) => Err(HubError::QueueFull(Target::Id(to))),
+            Delivered::Full => Err(HubError::UnknownPeer(Target::Id(to))),
+        }
+    }
+
+    /// Brings back an away peer that resumed on another node: its partner
+    /// here is told, and what waited for it here is returned, in order.
+    pub fn bring_back(&mut self, id: PeerId, out: &mut Vec<Delivery>) -> Vec<Event> {
+        if !self.is_away(id) {
+            return Vec::new();
+        }
+        self.resume_id(id, out).map(|(_, waiting)| waiting).unwrap_or_default()
+    }
+
+    /// Takes an away peer out for another node to hold: what waited for it,
+    /// in order; nobody is told (it lives on, elsewhere). `None` if it is
+    /// not away here.
+    pub fn hand_over(&mut self, id: PeerId) -> Option<Vec<Event>> {
+        let peer = self.peers.get_mut(&id)?;
+        let away = peer.away.take()?;
+        Some(Vec::from(unqueue(&mut self.away_bytes, away)))
+    }
+
+    /// Makes peer and call ids start after `base` (a cluster node's range;
+    /// see [`Hub::with_id_base`]). Ids already given out stay as they are.
+    pub fn start_ids_after(&mut self, base: u64) {
+        self.next_peer = self.next_peer.max(base);
+        self.next_call = self.next_call.max(base);
+    }
+}

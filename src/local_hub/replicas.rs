@@ -1,0 +1,428 @@
+//! The cluster side of the local hub: replicas of other nodes' peers, what
+//! this node tells the others, and what it does with what they tell it.
+//!
+//! A peer belongs to one node at a time (the one holding its connection, or
+//! its resume queue). Every node replays what the others' peers do, so its
+//! hub answers about them; events for another node's peer go to that node,
+//! except presence and call events, which every node makes for its own
+//! peers as it replays.
+
+use rustc_hash::FxHashSet;
+
+use super::*;
+use crate::cluster::{Dest, Item, NodeId, Outgoing};
+
+/// What the local hub keeps about the cluster.
+#[derive(Debug)]
+pub(super) struct Replicas {
+    /// This node.
+    pub(super) me: NodeId,
+    /// Items for the publisher, in order.
+    uplink: outbox::Sender<Outgoing, ()>,
+    /// Live nodes, and when each was last heard.
+    nodes: FxHashMap<NodeId, Instant>,
+    /// Peers of other nodes, and their node.
+    pub(super) homes: FxHashMap<PeerId, NodeId>,
+    /// Whether Redis is reachable.
+    connected: bool,
+    /// How long a node may be silent before it counts as dead.
+    node_timeout: Duration,
+}
+
+/// Events another node makes itself for its peers (presence, calls) are
+/// not forwarded; signals and delivery failures are.
+fn forwarded(event: &Event) -> bool {
+    matches!(event, Event::Signal { .. } | Event::Undeliverable { .. })
+}
+
+impl Replicas {
+    fn send(&self, dest: Dest, item: Item) {
+        self.uplink.refill(std::iter::once(Outgoing { dest, item }));
+    }
+
+    /// Sends `item` to every live node, each on its own channel (so it stays
+    /// in order with what else goes to that node).
+    fn tell_all(&self, item: Item) {
+        for node in self.nodes.keys() {
+            self.send(Dest::Node(*node), item.clone());
+        }
+    }
+
+    /// Live nodes (this one included), and whether Redis is reachable.
+    pub(super) fn census(&self) -> (usize, bool) {
+        (self.nodes.len() + 1, self.connected)
+    }
+
+    /// Whether `id` is a peer of another node.
+    pub(super) fn is_replica(&self, id: PeerId) -> bool {
+        self.homes.contains_key(&id)
+    }
+}
+
+/// What became of a delivery to another node's peer.
+pub(super) enum Forward {
+    /// On its way (or not for forwarding).
+    Done,
+    /// On its way; the uplink is over its budget: the sender should wait.
+    Over(outbox::Room),
+    /// Refused: the sender is told why.
+    Refused(Event, Undelivered),
+    /// Not a replica: an ordinary local peer.
+    Local,
+}
+
+impl LocalHub {
+    /// Makes this hub node `me` of a cluster whose nodes count as dead after
+    /// `node_timeout` of silence. Returns what the publisher sends, in order.
+    pub fn join_cluster(&self, me: NodeId, node_timeout: Duration) -> outbox::Receiver<Outgoing, ()> {
+        let (uplink, rx) = outbox::channel(self.shared.budget.clone());
+        let mut st = self.lock();
+        // Each node has ids of its own: 2^40 per node.
+        st.hub.start_ids_after(me << 40);
+        st.cluster = Some(Replicas {
+            me,
+            uplink,
+            nodes: FxHashMap::default(),
+            homes: FxHashMap::default(),
+            connected: true,
+            node_timeout,
+        });
+        rx
+    }
+
+    /// This node's number in its cluster, if in one.
+    pub fn node(&self) -> Option<NodeId> {
+        self.lock().cluster.as_ref().map(|c| c.me)
+    }
+
+    /// Sends a delivery for `to` to its node if it is another node's peer.
+    pub(super) fn forward(st: &State, to: PeerId, event: Event, waits: bool) -> Forward {
+        let Some(c) = &st.cluster else { return Forward::Local };
+        let Some(node) = c.homes.get(&to) else { return Forward::Local };
+        if !forwarded(&event) {
+            return Forward::Done;
+        }
+        if !c.connected {
+            return Forward::Refused(event, Undelivered::Unreachable);
+        }
+        let out = Outgoing { dest: Dest::Node(*node), item: Item::Deliver { to, event } };
+        let sent = if waits { c.uplink.try_send_waiting(out) } else { c.uplink.try_send(out) };
+        match sent {
+            Ok(Fill::Under) => Forward::Done,
+            Ok(Fill::Over) => Forward::Over(c.uplink.room()),
+            Err(outbox::TrySendError::Full(o) | outbox::TrySendError::Closed(o)) => match o.item {
+                Item::Deliver { event, .. } => Forward::Refused(event, Undelivered::Congested),
+                _ => Forward::Done,
+            },
+        }
+    }
+
+    /// Tells the other nodes about one of this node's peers as it is now.
+    pub(super) fn publish_peer(st: &State, id: PeerId) {
+        if let Some(c) = &st.cluster
+            && let Some(state) = st.hub.export(id)
+        {
+            c.tell_all(Item::Peer(state));
+        }
+    }
+
+    /// Tells the other nodes a command one of this node's peers applied.
+    pub(super) fn publish_cmd(st: &State, from: PeerId, cmd: Command, reply: &Reply) {
+        if let Some(c) = &st.cluster {
+            let call = match reply {
+                Reply::Ringing { call } => Some(*call),
+                _ => None,
+            };
+            c.tell_all(Item::Cmd { from, cmd, call });
+        }
+    }
+
+    /// Tells the other nodes that one of this node's peers is away or gone,
+    /// after its connection ended.
+    pub(super) fn publish_left(st: &State, id: PeerId) {
+        if let Some(c) = &st.cluster {
+            c.tell_all(if st.hub.contains(id) { Item::Away(id) } else { Item::Gone(id) });
+        }
+    }
+
+    /// Tells the other nodes that a peer is gone for good.
+    pub(super) fn publish_gone(st: &State, id: PeerId) {
+        if let Some(c) = &st.cluster {
+            c.tell_all(Item::Gone(id));
+        }
+    }
+
+    /// Tells the other nodes that `peer` is now this node's (it resumed
+    /// here).
+    pub(super) fn publish_moved(st: &mut State, peer: PeerId) {
+        if let Some(c) = &mut st.cluster {
+            c.homes.remove(&peer);
+            c.tell_all(Item::Moved { peer, node: c.me });
+        }
+    }
+
+    /// What another node sent: replays its peers' doings, delivers events
+    /// for this node's peers.
+    pub fn apply(&self, from: NodeId, items: Vec<Item>, now: Instant) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(c) = &mut st.cluster else { return };
+        if from == c.me {
+            return;
+        }
+        let known = c.nodes.insert(from, now).is_some();
+        if !known {
+            tracing::info!(node = from, "a node joined (or came back)");
+            if items.is_empty() {
+                // A heartbeat of a node we do not know: ask it for its peers.
+                c.send(Dest::Node(from), Item::Hello);
+            }
+        }
+        let mut out = Vec::new();
+        for item in items {
+            self.apply_one(st, from, item, now, &mut out);
+        }
+        self.flush(st, &mut out, now);
+    }
+
+    fn apply_one(&self, st: &mut State, from: NodeId, item: Item, now: Instant, out: &mut Vec<Delivery>) {
+        let Some(c) = &mut st.cluster else { return };
+        match item {
+            Item::Hello => {
+                c.nodes.insert(from, now);
+                let mine: Vec<PeerId> = st.hub.ids().into_iter().filter(|id| !c.homes.contains_key(id)).collect();
+                for id in &mine {
+                    if let Some(state) = st.hub.export(*id) {
+                        c.send(Dest::Node(from), Item::Peer(state));
+                    }
+                }
+                c.send(Dest::Node(from), Item::Census(mine));
+            }
+            Item::Peer(state) => {
+                if st.outboxes.contains_key(&state.id) {
+                    return;
+                }
+                c.homes.insert(state.id, from);
+                st.hub.mirror(state, now, out);
+            }
+            Item::Census(ids) => {
+                let listed: FxHashSet<PeerId> = ids.into_iter().collect();
+                let gone: Vec<PeerId> =
+                    c.homes.iter().filter(|(id, n)| **n == from && !listed.contains(id)).map(|(id, _)| *id).collect();
+                for id in gone {
+                    c.homes.remove(&id);
+                    st.hub.disconnect(id, true, Vec::new(), now, out);
+                }
+            }
+            Item::Cmd { from: peer, cmd, call } => {
+                if c.is_replica(peer) {
+                    let _ = st.hub.replay(peer, cmd, call, now, out);
+                }
+            }
+            Item::Away(peer) => {
+                if c.is_replica(peer) && !st.hub.is_away(peer) {
+                    st.hub.disconnect(peer, false, Vec::new(), now, out);
+                }
+            }
+            Item::Gone(peer) => {
+                if c.homes.remove(&peer).is_some() || (!st.outboxes.contains_key(&peer) && st.hub.is_away(peer)) {
+                    st.hub.disconnect(peer, true, Vec::new(), now, out);
+                }
+            }
+            Item::Moved { peer, node } => {
+                if node == c.me {
+                    return;
+                }
+                c.homes.insert(peer, node);
+                let mut waiting = Vec::new();
+                if let Some(conn) = st.outboxes.remove(&peer) {
+                    // It resumed elsewhere while connected here: this
+                    // connection is done; what it had not written follows it.
+                    conn.tx.alarm(KickReason::Replaced);
+                    waiting = conn.tx.take_queued();
+                    st.congested.remove(&peer);
+                } else {
+                    waiting.extend(st.hub.bring_back(peer, out));
+                }
+                out.extend(waiting.into_iter().map(|event| Delivery { to: peer, event }));
+            }
+            Item::Deliver { to, event } => {
+                let about = match &event {
+                    Event::Signal { from, kind, mark, .. } => Some((from.id, kind.clone(), mark.clone())),
+                    _ => None,
+                };
+                let reason = match st.hub.deliver_routed(to, event, out) {
+                    Ok(_) => return,
+                    Err(HubError::QueueFull(_)) => Undelivered::Congested,
+                    Err(_) => Undelivered::PeerGone,
+                };
+                if let Some((sender, kind, mark)) = about {
+                    let event = Event::Undeliverable { to: Target::Id(to), kind, mark, reason };
+                    out.push(Delivery { to: sender, event });
+                }
+            }
+            Item::Adopt { peer, by, events } => {
+                if by == c.me {
+                    c.homes.remove(&peer);
+                    st.hub.disconnect(peer, false, events, now, out);
+                } else {
+                    c.homes.insert(peer, by);
+                }
+            }
+            Item::Bye => {
+                c.nodes.remove(&from);
+                tracing::info!(node = from, "a node left the cluster");
+            }
+        }
+    }
+
+    /// The publisher found nobody reading `node`'s channel: the node is
+    /// dead. What was on its way there goes back through the hub, in order
+    /// (into its peers' resume queues, or to wherever they resumed).
+    pub fn unreachable(&self, node: NodeId, returned: Vec<Outgoing>, now: Instant) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(c) = &mut st.cluster else { return };
+        // What is still queued for that node goes back too, after these.
+        let mut back = returned;
+        let mut rest = Vec::new();
+        for o in c.uplink.take_queued() {
+            if o.dest == Dest::Node(node) { back.push(o) } else { rest.push(o) }
+        }
+        c.uplink.refill(rest);
+        let mut out = Vec::new();
+        if c.nodes.contains_key(&node) {
+            tracing::warn!(node, "a node stopped reading its channel: its peers are away until they resume");
+            Self::node_dead(st, node, now, &mut out);
+        }
+        for o in back {
+            if let Item::Deliver { to, event } = o.item {
+                let _ = st.hub.deliver_routed(to, event, &mut out);
+            }
+        }
+        self.flush(st, &mut out, now);
+    }
+
+    /// Every peer of a dead node is away here: its partners are told, and
+    /// what comes for it waits until it resumes somewhere (or its grace ends).
+    fn node_dead(st: &mut State, node: NodeId, now: Instant, out: &mut Vec<Delivery>) {
+        let Some(c) = &mut st.cluster else { return };
+        c.nodes.remove(&node);
+        let peers: Vec<PeerId> = c.homes.iter().filter(|(_, n)| **n == node).map(|(id, _)| *id).collect();
+        for id in peers {
+            if !st.hub.is_away(id) {
+                st.hub.disconnect(id, false, Vec::new(), now, out);
+            }
+        }
+    }
+
+    /// Nodes silent for longer than the node timeout are dead (not while
+    /// Redis itself is unreachable: then nobody hears anybody).
+    pub(super) fn check_nodes(st: &mut State, now: Instant, out: &mut Vec<Delivery>) {
+        let Some(c) = &st.cluster else { return };
+        if !c.connected {
+            return;
+        }
+        let timeout = c.node_timeout;
+        let dead: Vec<NodeId> =
+            c.nodes.iter().filter(|(_, t)| now.saturating_duration_since(**t) > timeout).map(|(n, _)| *n).collect();
+        for node in dead {
+            tracing::warn!(node, "no word from a node for {timeout:?}: its peers are away until they resume");
+            Self::node_dead(st, node, now, out);
+        }
+    }
+
+    /// Redis went away (`false`) or came back (`true`). Back: every node is
+    /// given time to speak again, and this node asks everyone for their
+    /// peers and restates its own.
+    pub fn redis_reachable(&self, up: bool, now: Instant) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(c) = &mut st.cluster else { return };
+        if c.connected == up {
+            return;
+        }
+        c.connected = up;
+        if !up {
+            tracing::warn!("Redis is unreachable: peers of other nodes cannot be reached until it is back");
+            return;
+        }
+        tracing::info!("Redis is reachable again: re-announcing this node's peers");
+        for t in c.nodes.values_mut() {
+            *t = now;
+        }
+        c.send(Dest::All, Item::Hello);
+        let mine: Vec<PeerId> = st.hub.ids().into_iter().filter(|id| !c.homes.contains_key(id)).collect();
+        for id in &mine {
+            if let Some(state) = st.hub.export(*id) {
+                c.send(Dest::All, Item::Peer(state));
+            }
+        }
+        c.send(Dest::All, Item::Census(mine));
+    }
+
+    /// Whether Redis is reachable (always, outside a cluster).
+    pub fn redis_up(&self) -> bool {
+        self.lock().cluster.as_ref().is_none_or(|c| c.connected)
+    }
+
+    /// Hands this node's away peers, and what waits for them, to another
+    /// live node, then says goodbye: for a node shutting down. Returns how
+    /// many peers were handed over (none when no other node is alive).
+    pub fn hand_over_all(&self) -> usize {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let Some(c) = &mut st.cluster else { return 0 };
+        let Some(heir) = c.nodes.keys().min().copied() else { return 0 };
+        let mine: Vec<PeerId> = st.hub.ids().into_iter().filter(|id| !c.homes.contains_key(id)).collect();
+        let mut count = 0;
+        for id in mine {
+            let Some(events) = st.hub.hand_over(id) else { continue };
+            count += 1;
+            for node in c.nodes.keys() {
+                let events = if *node == heir { events.clone() } else { Vec::new() };
+                c.send(Dest::Node(*node), Item::Adopt { peer: id, by: heir, events });
+            }
+            c.homes.insert(id, heir);
+        }
+        c.send(Dest::All, Item::Bye);
+        count
+    }
+
+    /// Items waiting to be published.
+    pub fn uplink_len(&self) -> usize {
+        let st = self.lock();
+        st.cluster.as_ref().map_or(0, |c| c.uplink.len())
+    }
+
+    /// Peers (connected or away) held by this node.
+    pub fn own_peers(&self) -> Vec<PeerId> {
+        let st = self.lock();
+        let homes = st.cluster.as_ref().map(|c| &c.homes);
+        st.hub.ids().into_iter().filter(|id| homes.is_none_or(|h| !h.contains_key(id))).collect()
+    }
+
+    /// What could not be published (Redis down): the sender of each signal
+    /// is told it did not reach its peer.
+    pub fn refuse_routed(&self, items: Vec<Outgoing>, _now: Instant) {
+        let st = self.lock();
+        for o in items {
+            if let Item::Deliver { to, event } = o.item {
+                refused(&st, to, event, Undelivered::Unreachable);
+            }
+        }
+    }
+
+    /// Peers (connected or away) held by this node, and names they hold.
+    pub fn own_names(&self) -> Vec<(SpaceId, Name, PeerId)> {
+        let st = self.lock();
+        let homes = st.cluster.as_ref().map(|c| &c.homes);
+        st.hub
+            .ids()
+            .into_iter()
+            .filter(|id| homes.is_none_or(|h| !h.contains_key(id)))
+            .filter_map(|id| st.hub.export(id))
+            .flat_map(|s| s.names.into_iter().map(move |n| (s.space, n, s.id)))
+            .collect()
+    }
+}

@@ -1,0 +1,92 @@
+//! Several nodes over one real Redis behave as one server: calls, presence,
+//! rooms and names across nodes, in several dialects.
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis::Redis;
+use common::{Client, TestServer};
+use serde_json::json;
+use switchboard::config::ClusterConfig;
+
+/// A node of cluster `name` on `redis`, serving the native dialect.
+async fn node(redis: &Redis, name: &str) -> TestServer {
+    let cluster = ClusterConfig { redis: redis.url(), name: name.into(), node_timeout: Duration::from_secs(2) };
+    TestServer::with(|c| c.cluster = Some(cluster)).await
+}
+
+/// Waits until every node counts `n` peers cluster-wide.
+async fn settle(nodes: &[&TestServer], n: f64) {
+    for s in nodes {
+        s.wait_metric("switchboard_peers", |v| v == n).await;
+    }
+}
+
+#[tokio::test]
+async fn a_call_between_peers_on_two_nodes_goes_through_redis() {
+    let redis = Redis::start();
+    let (n1, n2, n3) = (node(&redis, "call").await, node(&redis, "call").await, node(&redis, "call").await);
+    for n in [&n1, &n2, &n3] {
+        n.wait_metric("switchboard_cluster_nodes", |v| v == 3.0).await;
+    }
+    let (mut alice, alice_id) = n1.named("alice").await;
+    settle(&[&n1, &n2, &n3], 1.0).await;
+    let (mut bob, bob_id) = n2.named("bob").await;
+    let online = alice.recv_type("online").await;
+    assert_eq!(online["peer"], json!({"id": bob_id, "name": "bob"}));
+    settle(&[&n1, &n2, &n3], 2.0).await;
+
+    alice.send(&json!({"type": "call", "to": bob_id, "ref": 1, "meta": {"video": true}})).await;
+    let call = alice.recv_type("ok").await["call"].as_str().unwrap().to_string();
+    let ring = bob.recv_type("ring").await;
+    assert_eq!(ring["call"], call);
+    assert_eq!(ring["from"], json!({"id": alice_id, "name": "alice"}));
+    bob.send(&json!({"type": "accept", "call": call, "ref": 2})).await;
+    assert_eq!(bob.recv_type("ok").await["ref"], 2);
+    assert_eq!(alice.recv_type("accepted").await["by"]["id"], bob_id);
+
+    // Signals both ways, in order.
+    for i in 0..20 {
+        alice.send(&json!({"type": "signal", "to": bob_id, "data": {"n": i}})).await;
+        bob.send(&json!({"type": "signal", "to": alice_id, "data": {"n": i}})).await;
+    }
+    for i in 0..20 {
+        let got = bob.recv_type("signal").await;
+        assert_eq!((got["from"]["id"].clone(), got["data"]["n"].clone()), (json!(alice_id), json!(i)));
+        assert_eq!(alice.recv_type("signal").await["data"]["n"], i);
+    }
+    bob.send(&json!({"type": "hangup", "call": call})).await;
+    bob.recv_type("ok").await;
+    assert_eq!(alice.recv_type("ended").await, json!({"type": "ended", "call": call, "reason": "hangup"}));
+
+    // A clean goodbye on one node is an "offline" on the other.
+    bob.close().await;
+    assert_eq!(alice.recv_type("offline").await["peer"]["id"], bob_id);
+    settle(&[&n1, &n2, &n3], 1.0).await;
+}
+
+#[tokio::test]
+async fn names_are_unique_across_nodes() {
+    let redis = Redis::start();
+    let (n1, n2) = (node(&redis, "names").await, node(&redis, "names").await);
+    let (_alice, _) = n1.named("alice").await;
+    settle(&[&n1, &n2], 1.0).await;
+    let (mut other, _) = n2.client().await;
+    other.send(&json!({"type": "name", "name": "alice", "ref": "n"})).await;
+    let err = other.recv_type("error").await;
+    assert_eq!(err["code"], "name_taken", "{err}");
+}
+
+#[tokio::test]
+async fn ids_differ_across_nodes() {
+    let redis = Redis::start();
+    let (n1, n2) = (node(&redis, "ids").await, node(&redis, "ids").await);
+    let (_a, wa) = n1.client().await;
+    let (_b, wb) = n2.client().await;
+    assert_ne!(wa["id"], wb["id"]);
+    assert_ne!(wa["resume"], wb["resume"]);
+}
+
+#[allow(dead_code)]
+async fn unused(_: Client) {}
