@@ -20,7 +20,7 @@ apt_install() { # package...
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-apt_install chromium coturn # coturn: turnserver and turnutils_uclient for tests/turn.rs
+apt_install chromium coturn redis-server # coturn: tests/turn.rs; redis-server: tests/cluster*.rs
 if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules/playwright-core ]]; then
     log "installing npm packages for the browser tests"
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)

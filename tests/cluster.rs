@@ -23,7 +23,7 @@ async fn settle(nodes: &[&TestServer], n: f64) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_between_peers_on_two_nodes_goes_through_redis() {
     let redis = Redis::start();
     let (n1, n2, n3) = (node(&redis, "call").await, node(&redis, "call").await, node(&redis, "call").await);
@@ -66,7 +66,7 @@ async fn a_call_between_peers_on_two_nodes_goes_through_redis() {
     settle(&[&n1, &n2, &n3], 1.0).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_are_unique_across_nodes() {
     let redis = Redis::start();
     let (n1, n2) = (node(&redis, "names").await, node(&redis, "names").await);
@@ -78,7 +78,7 @@ async fn names_are_unique_across_nodes() {
     assert_eq!(err["code"], "name_taken", "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_differ_across_nodes() {
     let redis = Redis::start();
     let (n1, n2) = (node(&redis, "ids").await, node(&redis, "ids").await);
@@ -86,6 +86,24 @@ async fn ids_differ_across_nodes() {
     let (_b, wb) = n2.client().await;
     assert_ne!(wa["id"], wb["id"]);
     assert_ne!(wa["resume"], wb["resume"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_race_for_one_name_on_two_nodes_has_one_winner() {
+    let redis = Redis::start();
+    let (n1, n2) = (node(&redis, "race").await, node(&redis, "race").await);
+    for round in 0..10 {
+        let name = format!("carol{round}");
+        let (mut a, _) = n1.client().await;
+        let (mut b, _) = n2.client().await;
+        let claim = json!({"type": "name", "name": name, "ref": "n"});
+        let (_, _) = tokio::join!(a.send(&claim), b.send(&claim));
+        let (ra, rb) = tokio::join!(a.recv(), b.recv());
+        let won = [&ra, &rb].iter().filter(|r| r["type"] == "ok").count();
+        assert_eq!(won, 1, "exactly one claim of {name} wins: {ra} / {rb}");
+        let lost = if ra["type"] == "ok" { &rb } else { &ra };
+        assert_eq!(lost["code"], "name_taken", "{lost}");
+    }
 }
 
 #[allow(dead_code)]

@@ -27,7 +27,7 @@ use super::{Dest, Outgoing};
 use crate::clock;
 use crate::config::ClusterConfig;
 use crate::hub::{Name, PeerId, SpaceId};
-use crate::local_hub::LocalHub;
+use crate::local_hub::{LocalHub, NameRegistry};
 use crate::outbox;
 
 /// How long one Redis command may take before it counts as failed.
@@ -82,13 +82,15 @@ impl Keys {
     }
 }
 
-/// Takes a name for `ARGV[1]` ("node:peer") unless a live node's peer holds
-/// it (`ARGV[2]`: prefix of lease keys). Returns the holder, or nothing.
+/// Takes a name for `ARGV[1]` ("node:peer") unless a peer of another live
+/// node holds it (`ARGV[2]`: prefix of lease keys; `ARGV[3]`: this node,
+/// whose own hub already decided between its peers). Returns the holder,
+/// or nothing.
 const CLAIM: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur and cur ~= ARGV[1] then
   local node = string.match(cur, '^(%d+):')
-  if node and redis.call('EXISTS', ARGV[2] .. node) == 1 then return cur end
+  if node and node ~= ARGV[3] and redis.call('EXISTS', ARGV[2] .. node) == 1 then return cur end
 end
 redis.call('SET', KEYS[1], ARGV[1])
 return false
@@ -135,11 +137,12 @@ pub async fn join(config: &ClusterConfig, hub: LocalHub, stop: CancellationToken
     let (push_tx, push_rx) = mpsc::unbounded_channel();
     let mut sub = connect(config, Some(push_tx)).await?;
     let mut cmd = connect(config, None).await?;
-    let node: NodeId = cmd.incr(keys.seq(), 1u64).await.context("taking a node number from Redis")?;
+    let node = take_number(&mut cmd, &keys, config.node_timeout).await.context("taking a node number from Redis")?;
     let uplink = hub.join_cluster(node, config.node_timeout);
     sub.subscribe(&[keys.to(Dest::Node(node)), keys.to(Dest::All)])
         .await
         .context("subscribing to the node's channel")?;
+    hub.set_registry(Arc::new(Registry { node, keys: keys.clone(), cmd: cmd.clone() }));
     let link = Link { node, cluster: keys.0.clone(), cmd: cmd.clone(), hub: hub.clone(), stop: stop.clone() };
     let beat = config.node_timeout / 5;
     let lease = config.node_timeout;
@@ -153,21 +156,86 @@ pub async fn join(config: &ClusterConfig, hub: LocalHub, stop: CancellationToken
     Ok(link)
 }
 
-impl Link {
-    /// Claims an exclusive name for `peer` cluster-wide. `Ok(false)`: a peer
-    /// of a live node holds it.
-    pub async fn claim(&self, space: SpaceId, name: &str, peer: PeerId) -> redis::RedisResult<bool> {
-        let keys = Keys(self.cluster.clone());
-        let mut cmd = self.cmd.clone();
-        let holder: Option<String> = redis::Script::new(CLAIM)
-            .key(keys.name(space, name))
-            .arg(format!("{}:{}", self.node, peer.0))
-            .arg(keys.lease_prefix())
-            .invoke_async(&mut cmd)
-            .await?;
-        Ok(holder.is_none())
-    }
+/// The cluster-wide record of exclusive names, in Redis.
+#[derive(Clone)]
+struct Registry {
+    node: NodeId,
+    keys: Keys,
+    cmd: ConnectionManager,
+}
 
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("node", &self.node).finish()
+    }
+}
+
+impl Registry {
+    fn script(&self, space: SpaceId, name: &str, peer: PeerId) -> redis::ScriptInvocation<'static> {
+        claim_script(&self.keys, self.node, space, name, peer)
+    }
+}
+
+fn claim_script(
+    keys: &Keys,
+    node: NodeId,
+    space: SpaceId,
+    name: &str,
+    peer: PeerId,
+) -> redis::ScriptInvocation<'static> {
+    static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+    let script = SCRIPT.get_or_init(|| redis::Script::new(CLAIM));
+    let mut call = script.key(keys.name(space, name));
+    call.arg(format!("{node}:{}", peer.0)).arg(keys.lease_prefix()).arg(node.to_string());
+    call
+}
+
+impl NameRegistry for Registry {
+    /// Asks Redis, blocking this worker thread for at most the command
+    /// timeout (claims are rare; the other workers go on meanwhile).
+    fn claim(&self, space: SpaceId, name: &str, peer: PeerId) -> Option<bool> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            debug!("cannot wait for Redis on a single-threaded runtime: the name is checked on this node only");
+            return None;
+        }
+        let mut cmd = self.cmd.clone();
+        let call = self.script(space, name, peer);
+        let holder = tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                tokio::time::timeout(COMMAND_TIMEOUT, call.invoke_async::<Option<String>>(&mut cmd)).await
+            })
+        });
+        match holder {
+            Ok(Ok(holder)) => Some(holder.is_none()),
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot claim a name in Redis: checked on this node only");
+                None
+            }
+            Err(_) => {
+                warn!("Redis did not answer a name claim in time: checked on this node only");
+                None
+            }
+        }
+    }
+}
+
+/// A node number no live node has: the counter's next, skipping any whose
+/// lease exists (a Redis that restarted empty counts from 1 again).
+async fn take_number(cmd: &mut ConnectionManager, keys: &Keys, lease: Duration) -> redis::RedisResult<NodeId> {
+    loop {
+        let node: NodeId = cmd.incr(keys.seq(), 1u64).await?;
+        let options = redis::SetOptions::default()
+            .conditional_set(redis::ExistenceCheck::NX)
+            .with_expiration(redis::SetExpiry::EX(lease.as_secs().max(1)));
+        let taken: Option<String> = cmd.set_options(keys.lease(node), clock_stamp(), options).await?;
+        if taken.is_some() {
+            return Ok(node);
+        }
+    }
+}
+
+impl Link {
     /// Leaves the cluster: this node's away peers and what waits for them go
     /// to another node, then the lease is dropped. Waits (boundedly) for
     /// what is queued to be published.
@@ -303,6 +371,13 @@ async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Du
             pipe.srem(keys.peers(link.node), &removed).ignore();
         }
         pipe.expire(keys.peers(link.node), lease.as_secs().max(1) as i64).ignore();
+        if names != now_names {
+            // A pipeline runs scripts by hash only: load them first (a Redis
+            // that restarted has forgotten them).
+            for script in [CLAIM, RELEASE] {
+                pipe.cmd("SCRIPT").arg("LOAD").arg(script).ignore();
+            }
+        }
         for (space, name, peer) in names.difference(&now_names) {
             pipe.invoke_script(
                 redis::Script::new(RELEASE).key(keys.name(*space, name)).arg(format!("{}:{}", link.node, peer.0)),
@@ -312,13 +387,7 @@ async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Du
         for (space, name, peer) in now_names.difference(&names) {
             // Names claimed before Redis came back (or non-exclusive ones)
             // are recorded too; a live holder elsewhere keeps its record.
-            pipe.invoke_script(
-                redis::Script::new(CLAIM)
-                    .key(keys.name(*space, name))
-                    .arg(format!("{}:{}", link.node, peer.0))
-                    .arg(keys.lease_prefix()),
-            )
-            .ignore();
+            pipe.invoke_script(&claim_script(&keys, link.node, *space, name, *peer)).ignore();
         }
         match pipe.query_async::<()>(&mut cmd).await {
             Ok(()) if sub_ok => {

@@ -32,6 +32,11 @@ pub struct PeerState {
 }
 
 impl Hub {
+    /// The space of a peer, if it exists.
+    pub fn space_of(&self, id: PeerId) -> Option<SpaceId> {
+        self.peers.get(&id).map(|p| p.space)
+    }
+
     /// Every peer's id (connected or away), in no particular order.
     pub fn ids(&self) -> Vec<PeerId> {
         self.peers.keys().copied().collect()
@@ -155,5 +160,22 @@ impl Hub {
     pub fn start_ids_after(&mut self, base: u64) {
         self.next_peer = self.next_peer.max(base);
         self.next_call = self.next_call.max(base);
+    }
+
+    /// Takes over an away peer from a node that is leaving, with what waited
+    /// for it there (ahead of what waits here). Its partner was told it is
+    /// away already; it is not told again.
+    pub fn adopt(&mut self, id: PeerId, events: Vec<Event>, now: Instant, out: &mut Vec<Delivery>) {
+        match self.peers.get_mut(&id).and_then(|p| p.away.as_mut()) {
+            Some(away) => {
+                let added: usize = events.iter().map(Event::weight).sum();
+                for (i, e) in events.into_iter().enumerate() {
+                    away.queue.insert(i, e);
+                }
+                away.bytes += added;
+                self.away_bytes += added;
+            }
+            None => self.disconnect(id, false, events, now, out),
+        }
     }
 }

@@ -159,6 +159,17 @@ struct Shared {
     /// How long an outbox may stay over its budget with no event taken
     /// before its connection is closed as a slow consumer.
     slow_after: Duration,
+    /// Where exclusive names are claimed cluster-wide, in a cluster.
+    registry: OnceLock<Arc<dyn NameRegistry>>,
+}
+
+/// Claims exclusive names for the whole cluster (Redis, in
+/// `cluster::link`). Called without the hub's lock held; may block briefly.
+pub trait NameRegistry: Send + Sync + std::fmt::Debug {
+    /// Claims `name` of `space` for `peer`: `Some(true)` taken, `Some(false)`
+    /// held by a live peer elsewhere, `None` the registry cannot be asked
+    /// now (the claim then rests on this node's view alone).
+    fn claim(&self, space: SpaceId, name: &str, peer: PeerId) -> Option<bool>;
 }
 
 /// How [`LocalHub`] bounds what waits for connections.
@@ -201,6 +212,7 @@ impl LocalHub {
             metrics: Metrics::default(),
             budget: flow.budget,
             slow_after: flow.slow_after,
+            registry: OnceLock::new(),
         };
         LocalHub { shared: Arc::new(shared) }
     }
@@ -301,6 +313,9 @@ impl LocalHub {
     /// receives, in order, everything that waited for the name's holder.
     pub fn attach_keyed(&self, space: SpaceId, claim: KeyedClaim, now: Instant) -> Result<Attachment, HubError> {
         let KeyedClaim { opts, name, key, limit, dead_after } = claim;
+        if !self.claim_cluster_wide(None, Some(space), &name) {
+            return Err(HubError::NameTaken(name));
+        }
         let mut guard = self.lock();
         let st = &mut *guard;
         let mut out = Vec::new();
@@ -358,6 +373,30 @@ impl LocalHub {
         Some(conn.heard.clone())
     }
 
+    /// Sets where exclusive names are claimed cluster-wide.
+    pub fn set_registry(&self, registry: Arc<dyn NameRegistry>) {
+        let _ = self.shared.registry.set(registry);
+    }
+
+    /// In a cluster, claims a name nobody here holds in the cluster's
+    /// registry first: `false` when a peer of another node holds it.
+    fn claim_cluster_wide(&self, peer: Option<PeerId>, space: Option<SpaceId>, name: &str) -> bool {
+        let Some(registry) = self.shared.registry.get() else { return true };
+        let (space, free) = {
+            let st = self.lock();
+            let space = space.or_else(|| peer.and_then(|p| st.hub.space_of(p)));
+            let Some(space) = space else { return true };
+            (space, st.hub.lookup(space, name).is_none())
+        };
+        // Held here already (replicas included): the hub decides.
+        if !free {
+            return true;
+        }
+        // A keyed claim's peer does not exist yet: its node's id range
+        // stands for it until the name is restated with the peer's id.
+        registry.claim(space, name, peer.unwrap_or(PeerId(0))) != Some(false)
+    }
+
     /// Applies a command from `from` and sends what results.
     pub fn dispatch(
         &self,
@@ -366,6 +405,12 @@ impl LocalHub {
         now: Instant,
         pressure: &mut Pressure,
     ) -> Result<Reply, HubError> {
+        if let Command::Claim { name, exclusive: true } = &cmd
+            && !self.claim_cluster_wide(Some(from), None, name)
+        {
+            self.shared.metrics.error("name_taken");
+            return Err(HubError::NameTaken(name.clone()));
+        }
         let relay = matches!(cmd, Command::Signal { .. } | Command::Broadcast { .. });
         let mut st = self.lock();
         let mut out = std::mem::take(&mut st.scratch);

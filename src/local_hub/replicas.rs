@@ -264,7 +264,7 @@ impl LocalHub {
             Item::Adopt { peer, by, events } => {
                 if by == c.me {
                     c.homes.remove(&peer);
-                    st.hub.disconnect(peer, false, events, now, out);
+                    st.hub.adopt(peer, events, now, out);
                 } else {
                     c.homes.insert(peer, by);
                 }
