@@ -46,6 +46,12 @@ use crate::hub::{Command, Event, HubError, INTERNAL, Missing, Name, Payload, Pee
 /// The kind of every relayed signal, allocated once for the whole process.
 static SIGNAL: LazyLock<Name> = LazyLock::new(|| Name::from("Signal"));
 
+/// Most peers in one room or group. Every `matchbox_socket` peer opens a
+/// WebRTC connection to every other, so games stay far below this; it
+/// bounds what each connection remembers ([`Matchbox::known`]) and the
+/// `NewPeer`/`PeerLeft` traffic, which grow with the square of a room.
+pub const MAX_ROOM: usize = 256;
+
 /// The room a client asked for: its path segment and its `next`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Room {
@@ -190,17 +196,20 @@ impl Matchbox {
     fn enter(&mut self, ctx: &mut Ctx<'_>) -> Result<(), HubError> {
         let Some(n) = self.room.next else {
             let room = Name::from(self.room.path.as_str());
-            let members = joined(ctx.dispatch(Command::Join { room: room.clone(), info: None, max: None })?);
+            let members =
+                joined(ctx.dispatch(Command::Join { room: room.clone(), info: None, max: Some(MAX_ROOM) })?);
             self.entered(room, members);
             return Ok(());
         };
         let open = open_room(&self.room.path, n);
+        // A group larger than a room never fills: it is closed at the cap.
+        let cap = n.min(MAX_ROOM);
         // The group of the latest peer waiting, if any; else a new one.
         let filling = ctx.hub.members(ctx.space, &open).last().and_then(|m| group_of(m.info.as_ref()));
         let mut members = None;
         if let Some(group) = filling {
             let room = batch_room(&self.room.path, n, group);
-            match ctx.dispatch(Command::Join { room: room.clone(), info: None, max: Some(n) }) {
+            match ctx.dispatch(Command::Join { room: room.clone(), info: None, max: Some(cap) }) {
                 Ok(reply) => members = Some((room, group, joined(reply))),
                 // It filled since it was listed: start the next group.
                 Err(HubError::RoomFull(..)) => debug!(group, "the filling group is full; starting a new one"),
@@ -212,12 +221,12 @@ impl Matchbox {
             None => {
                 let group = ctx.peer.0;
                 let room = batch_room(&self.room.path, n, group);
-                let reply = ctx.dispatch(Command::Join { room: room.clone(), info: None, max: Some(n) })?;
+                let reply = ctx.dispatch(Command::Join { room: room.clone(), info: None, max: Some(cap) })?;
                 (room, group, joined(reply))
             }
         };
         self.entered(room, others);
-        if self.size < n {
+        if self.size < cap {
             let info = Payload::parse(&group.to_string()).ok();
             ctx.dispatch(Command::Join { room: open.clone(), info, max: None })?;
             self.open = Some(open);
@@ -235,7 +244,7 @@ impl Matchbox {
     /// A `?next=N` group that reached N is sealed: leave the open room so
     /// that nobody else joins it.
     fn seal_if_full(&mut self, ctx: &mut Ctx<'_>) {
-        if self.room.next.is_some_and(|n| self.size >= n)
+        if self.room.next.is_some_and(|n| self.size >= n.min(MAX_ROOM))
             && let Some(open) = self.open.take()
             && let Err(e) = ctx.dispatch(Command::Leave { room: open })
         {

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use super::matchbox::{BadRoom, Matchbox, Room, peer_of, uuid_of};
-use super::{Ctx, Protocol};
+use super::matchbox::{BadRoom, MAX_ROOM, Matchbox, Room, peer_of, uuid_of};
+use super::{Close, Ctx, Protocol};
 use crate::hub::{Limits, PeerId, PeerOpts, SpaceId};
 use crate::local_hub::{Attachment, Flow, LocalHub};
 
@@ -64,6 +64,8 @@ struct Peer {
     proto: Matchbox,
     /// What its `opened` sent.
     hello: Vec<String>,
+    /// The close its `opened` asked for.
+    close: Option<Close>,
 }
 
 impl Peer {
@@ -72,8 +74,10 @@ impl Peer {
         let att = hub.attach(SPACE, PeerOpts::default(), false, now);
         let mut proto = Matchbox::new(Room::parse(path, next).expect("a room"), true);
         let mut hello = Vec::new();
-        proto.opened(&mut Ctx::new(hub, att.peer, SPACE, now, &mut hello));
-        Peer { att, proto, hello }
+        let mut ctx = Ctx::new(hub, att.peer, SPACE, now, &mut hello);
+        proto.opened(&mut ctx);
+        let close = ctx.close.take();
+        Peer { att, proto, hello, close }
     }
 
     fn uuid(&self) -> String {
@@ -173,4 +177,19 @@ fn signals_go_only_to_peers_the_client_heard_of() {
     assert!(b.receive(&hub, &to_a).is_empty());
     assert_eq!(a.delivered(&hub), [format!(r#"{{"Signal":{{"sender":"{}","data":{{"Offer":"x"}}}}}}"#, b.uuid())]);
     assert!(other.delivered(&hub).is_empty());
+}
+
+#[test]
+fn a_full_room_closes_the_newcomer_before_any_id() {
+    let hub = hub();
+    let peers: Vec<Peer> = (0..MAX_ROOM).map(|_| Peer::join(&hub, "/big", None)).collect();
+    assert!(peers.iter().all(|p| p.hello.len() == 1 && p.close.is_none()));
+    let late = Peer::join(&hub, "/big", None);
+    assert!(late.hello.is_empty(), "{:?}", late.hello);
+    let close = late.close.expect("closed");
+    assert_eq!(close.code, 1008);
+    assert!(close.reason.contains("full"), "{}", close.reason);
+    // A group larger than a room is closed at the cap: the next one starts anew.
+    let big: Vec<Peer> = (0..=MAX_ROOM).map(|_| Peer::join(&hub, "/big", Some("1000"))).collect();
+    assert!(big.iter().all(|p| p.hello.len() == 1 && p.close.is_none()));
 }
