@@ -90,7 +90,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1 and the dialect's port: native 8080,
-    /// basic 8888, one2one 8000 or $PORT, flutter 8086].
+    /// basic 8888, one2one 8000 or $PORT, flutter 8086, matchbox 3536].
     #[arg(long, env = "SWITCHBOARD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Wire protocol of that listener [default: native].

@@ -183,6 +183,7 @@ fn router_for(l: &ListenerConfig, app: App) -> Router {
         DialectKind::Peerjs => (routes::peerjs::routes(app.clone()), static_dir),
         DialectKind::Basic => (routes::basic::routes(app.clone()), static_dir),
         DialectKind::One2one => (routes::one2one::routes(app.clone()), static_dir),
+        DialectKind::Matchbox => (routes::matchbox::routes(app.clone()), static_dir),
         // socket.io must wrap everything, static files included.
         DialectKind::Offers => return routes::offers::router(app, static_dir),
     };
@@ -193,5 +194,7 @@ fn router_for(l: &ListenerConfig, app: App) -> Router {
         // Wraps the ops routes and static files too: every path upgrades.
         DialectKind::Basic => routes::basic::upgrade_any_path(router, app),
         DialectKind::One2one => routes::one2one::refuse_other_upgrades(router),
+        // Wraps the ops routes too: a room may be called `ice` or `metrics`.
+        DialectKind::Matchbox => routes::matchbox::upgrade_rooms(router, app),
     }
 }

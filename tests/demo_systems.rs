@@ -1,4 +1,4 @@
-//! `examples/demo-systems.toml` starts all four demo-system dialects in one
+//! `examples/demo-systems.toml` starts every demo-system dialect in one
 //! process, each speaking its own protocol (ports rewritten to 0 here).
 
 mod common;
@@ -13,8 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-/// The example with every port replaced by 0, in a temp dir.
-fn example_on_free_ports(dir: &std::path::Path) -> std::path::PathBuf {
+/// The example with every port replaced by 0, in a temp dir, and its
+/// number of listeners.
+fn example_on_free_ports(dir: &std::path::Path) -> (std::path::PathBuf, usize) {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo-systems.toml"))
         .expect("examples/demo-systems.toml");
     let mut rewritten = String::new();
@@ -28,17 +29,17 @@ fn example_on_free_ports(dir: &std::path::Path) -> std::path::PathBuf {
     }
     let path = dir.join("demo-systems.toml");
     std::fs::write(&path, rewritten).expect("write config");
-    path
+    (path, text.lines().filter(|l| l.trim() == "[[listener]]").count())
 }
 
 #[tokio::test]
-async fn example_config_serves_all_four_demo_systems() {
+async fn example_config_serves_every_demo_system() {
     let dir = common::temp_dir("demo");
-    let config = example_on_free_ports(&dir);
+    let (config, listeners) = example_on_free_ports(&dir);
     let certs = dir.join("certs");
     let bin = Bin::spawn(&["--config", config.to_str().unwrap()], &[("SWITCHBOARD_CERT_DIR", certs.to_str().unwrap())]);
     let mut addrs: HashMap<String, (SocketAddr, bool)> = HashMap::new();
-    while addrs.len() < 4 {
+    while addrs.len() < listeners {
         let line = bin.wait_line("listening");
         let field = |name: &str| line.split(&format!("{name}=")).nth(1).and_then(|s| s.split_whitespace().next());
         let dialect = field("dialect").expect("dialect=").trim_matches('"').to_string();
@@ -49,6 +50,7 @@ async fn example_config_serves_all_four_demo_systems() {
     assert!(!addrs["one2one"].1, "one2one is plain, as the original");
     assert!(addrs["offers"].1, "offers is served over HTTPS");
     assert!(addrs["flutter"].1, "flutter is served over WSS");
+    assert!(!addrs["matchbox"].1, "matchbox is plain, as the original");
 
     let mut basic = Client::connect(&format!("ws://{}/", addrs["basic"].0)).await;
     basic.send_text(r#"{"type":"login","name":"alice"}"#).await;
@@ -83,6 +85,9 @@ async fn example_config_serves_all_four_demo_systems() {
     let peers: serde_json::Value = serde_json::from_str(&peers).unwrap();
     assert_eq!(peers["type"], "peers");
     assert_eq!(peers["data"][0]["id"], "42");
+
+    let mut matchbox = Client::connect(&format!("ws://{}/game?next=2", addrs["matchbox"].0)).await;
+    assert!(matchbox.recv_text().await.starts_with(r#"{"IdAssigned":""#));
 
     drop(bin);
     let _ = std::fs::remove_dir_all(dir);

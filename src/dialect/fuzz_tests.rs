@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use super::basic::Basic;
 use super::flutter::Flutter;
 use super::fuzz_input::{cases, chars, corpus, frame, json, junk, lines, mutate, mutation};
+use super::matchbox::{Matchbox, Room};
 use super::native::{Native, NativeSettings};
 use super::offers::{self, Answer, BoardLimits, Offers};
 use super::one2one::{Links, One2one};
@@ -289,6 +290,15 @@ fn peerjs() -> Bench {
     }))
 }
 
+/// Slot 0 in the plain room, the others in its `?next=2` groups.
+fn matchbox() -> Bench {
+    Bench::new(Box::new(|hub, slot, _, now| {
+        let next = (slot > 0).then_some("2");
+        let room = Room::parse("/r", next).expect("a room");
+        (plain(hub, now), Box::new(Matchbox::new(room, true)))
+    }))
+}
+
 #[test]
 fn fuzz_corpus_replays_native() {
     replay(native(), &corpus("native"));
@@ -314,6 +324,11 @@ fn fuzz_corpus_replays_flutter() {
 #[test]
 fn fuzz_corpus_replays_peerjs() {
     replay(peerjs(), &corpus("peerjs"));
+}
+
+#[test]
+fn fuzz_corpus_replays_matchbox() {
+    replay(matchbox(), &corpus("matchbox"));
 }
 
 proptest! {
@@ -344,6 +359,11 @@ proptest! {
     #[test]
     fn fuzz_peerjs(steps in steps(corpus("peerjs"))) {
         peerjs().run(&steps)?;
+    }
+
+    #[test]
+    fn fuzz_matchbox(steps in steps(corpus("matchbox"))) {
+        matchbox().run(&steps)?;
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod basic;
 pub mod flutter;
+pub mod matchbox;
 pub mod native;
 pub mod offers;
 pub mod one2one;
@@ -17,6 +18,8 @@ pub mod wire;
 mod fuzz_input;
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod matchbox_tests;
 #[cfg(test)]
 mod port_tests;
 
@@ -123,6 +126,8 @@ pub enum DialectKind {
     One2one,
     /// Robert Bunch's socket.io v4 offer board (docs/dialects/offers.md).
     Offers,
+    /// `matchbox_socket` games (bevy/ggrs): WebSocket at `/{room}[?next=N]`.
+    Matchbox,
 }
 
 impl DialectKind {
@@ -139,6 +144,8 @@ impl DialectKind {
             DialectKind::Basic | DialectKind::One2one => false,
             // The original runs over HTTPS only (npm mkcert `cert.crt`/`cert.key`).
             DialectKind::Offers => true,
+            // `matchbox_server` serves plain ws:// (TLS is left to a proxy).
+            DialectKind::Matchbox => false,
         }
     }
 
@@ -151,6 +158,7 @@ impl DialectKind {
             DialectKind::Basic => "basic",
             DialectKind::One2one => "one2one",
             DialectKind::Offers => "offers",
+            DialectKind::Matchbox => "matchbox",
         }
     }
 
@@ -165,6 +173,8 @@ impl DialectKind {
             DialectKind::Basic => 8888,
             DialectKind::One2one => 8000,
             DialectKind::Offers => 8181,
+            // `matchbox_server`'s default (`0.0.0.0:3536`).
+            DialectKind::Matchbox => 3536,
         };
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }

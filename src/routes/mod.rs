@@ -6,6 +6,7 @@
 pub mod basic;
 pub mod flutter;
 pub mod ice;
+pub mod matchbox;
 pub mod native;
 pub mod offers;
 pub mod one2one;
