@@ -623,6 +623,18 @@ mod tests {
         assert_eq!(format!("{items:?}"), format!("{back:?}"));
     }
 
+    proptest::proptest! {
+        /// Whatever arrives on a channel, decoding ends with a batch or an
+        /// error, never a panic or a huge allocation.
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+            let mut framed = vec![VERSION, 1, 0, 0, 0, 0, 0, 0, 0];
+            framed.extend_from_slice(&bytes);
+            let _ = decode(&framed);
+        }
+    }
+
     #[test]
     fn garbage_is_refused_not_panicked_on() {
         let bytes = encode(1, &[Item::Gone(PeerId(1))]);

@@ -100,6 +100,9 @@ struct Peer {
     opts: PeerOpts,
     /// Set while the peer is disconnected but may resume.
     away: Option<Away>,
+    /// A replica of another node's peer ([`replica`]): presence and call
+    /// events for it are its node's to make, so none wait for it here.
+    replica: bool,
 }
 
 #[derive(Debug)]
@@ -219,6 +222,7 @@ impl Hub {
             key: None,
             opts,
             away: None,
+            replica: false,
         };
         self.peers.insert(id, peer);
         *self.population.entry(space).or_default() += 1;
@@ -433,8 +437,12 @@ impl Hub {
     /// Sends now, or queues for an away peer.
     fn deliver(&mut self, to: PeerId, event: Event, out: &mut Vec<Delivery>) -> Delivered {
         let l = &self.limits;
-        match self.peers.get_mut(&to).map(|p| &mut p.away) {
-            Some(Some(away)) => {
+        match self.peers.get_mut(&to).map(|p| (p.replica, &mut p.away)) {
+            // Its own node tells it; only what it alone cannot know waits here.
+            Some((true, Some(_))) if !matches!(event, Event::Signal { .. } | Event::Undeliverable { .. }) => {
+                Delivered::Now
+            }
+            Some((_, Some(away))) => {
                 let weight = event.weight();
                 if away.queue.len() >= l.away_queue
                     || away.bytes + weight > l.away_bytes
@@ -447,7 +455,7 @@ impl Hub {
                 self.away_bytes += weight;
                 Delivered::Queued
             }
-            Some(None) => {
+            Some((_, None)) => {
                 out.push(Delivery { to, event });
                 Delivered::Now
             }

@@ -32,6 +32,13 @@ pub struct PeerState {
 }
 
 impl Hub {
+    /// Marks a peer as this node's own (it resumed here) or another node's.
+    pub fn set_replica(&mut self, id: PeerId, replica: bool) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.replica = replica;
+        }
+    }
+
     /// The space of a peer, if it exists.
     pub fn space_of(&self, id: PeerId) -> Option<SpaceId> {
         self.peers.get(&id).map(|p| p.space)
@@ -77,6 +84,7 @@ impl Hub {
                 key: state.key.clone(),
                 opts: state.opts.clone(),
                 away: None,
+                replica: true,
             };
             self.peers.insert(id, peer);
             *self.population.entry(state.space).or_default() += 1;
@@ -177,5 +185,74 @@ impl Hub {
             }
             None => self.disconnect(id, false, events, now, out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(id: u64, names: &[&str], rooms: &[&str]) -> PeerState {
+        PeerState {
+            id: PeerId(id),
+            space: SpaceId(1),
+            names: names.iter().map(|n| Name::from(*n)).collect(),
+            rooms: rooms.iter().map(|r| Name::from(*r)).collect(),
+            info: None,
+            token: Some(format!("t{id}").into()),
+            key: None,
+            opts: PeerOpts { grace: Duration::from_secs(30), grant: None },
+            away: false,
+        }
+    }
+
+    #[test]
+    fn a_replica_answers_like_a_local_peer_and_its_presence_reaches_local_members() {
+        let now = Instant::now();
+        let mut hub = Hub::with_id_base(Limits::default(), 1 << 40);
+        let mut out = Vec::new();
+        let local = hub.connect(SpaceId(1), PeerOpts::default(), None);
+        hub.handle(local, Command::Join { room: "r".into(), info: None, max: None }, now, &mut out).unwrap();
+        assert_eq!(local, PeerId((1 << 40) + 1), "ids start after the node's base");
+
+        hub.mirror(state(7, &["bob"], &["r"]), now, &mut out);
+        assert_eq!(hub.lookup(SpaceId(1), "bob"), Some(PeerId(7)));
+        assert_eq!(hub.members(SpaceId(1), "r").len(), 2);
+        assert!(matches!(&out[..], [Delivery { to, event: Event::Joined { .. } }] if *to == local));
+        out.clear();
+
+        // A restatement without the room leaves it; without the name frees it.
+        hub.mirror(state(7, &[], &[]), now, &mut out);
+        assert_eq!(hub.lookup(SpaceId(1), "bob"), None);
+        assert!(matches!(&out[..], [Delivery { to, event: Event::Left { .. } }] if *to == local));
+        out.clear();
+
+        // A ring replayed from the replica's node keeps that node's call id.
+        let ring = Command::Ring { to: Target::Id(local), meta: None };
+        let reply = hub.replay(PeerId(7), ring, Some(CallId(99)), now, &mut out).unwrap();
+        assert_eq!(reply, Reply::Ringing { call: CallId(99) });
+        assert_eq!(hub.call_of(local), Some(CallId(99)));
+    }
+
+    #[test]
+    fn nothing_but_signals_waits_for_an_away_replica() {
+        let now = Instant::now();
+        let mut hub = Hub::new(Limits::default());
+        let mut out = Vec::new();
+        let local = hub.connect(SpaceId(1), PeerOpts::default(), None);
+        hub.mirror(state(7, &[], &["r"]), now, &mut out);
+        hub.mirror(PeerState { away: true, ..state(7, &[], &["r"]) }, now, &mut out);
+        assert!(hub.is_away(PeerId(7)));
+        hub.handle(local, Command::Join { room: "r".into(), info: None, max: None }, now, &mut out).unwrap();
+        let signal = Command::Signal {
+            to: Target::Id(PeerId(7)),
+            kind: "offer".into(),
+            payload: Payload::trusted("{}"),
+            missing: Missing::Report,
+            mark: None,
+        };
+        assert_eq!(hub.handle(local, signal, now, &mut out), Ok(Reply::Queued));
+        let waiting = hub.bring_back(PeerId(7), &mut out);
+        assert!(matches!(&waiting[..], [Event::Signal { .. }]), "only the signal waited: {waiting:?}");
     }
 }

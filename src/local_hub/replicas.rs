@@ -157,6 +157,7 @@ impl LocalHub {
     pub(super) fn publish_moved(st: &mut State, peer: PeerId) {
         if let Some(c) = &mut st.cluster {
             c.homes.remove(&peer);
+            st.hub.set_replica(peer, false);
             c.tell_all(Item::Moved { peer, node: c.me });
         }
     }
@@ -234,6 +235,7 @@ impl LocalHub {
                     return;
                 }
                 c.homes.insert(peer, node);
+                st.hub.set_replica(peer, true);
                 let mut waiting = Vec::new();
                 if let Some(conn) = st.outboxes.remove(&peer) {
                     // It resumed elsewhere while connected here: this
@@ -264,6 +266,7 @@ impl LocalHub {
             Item::Adopt { peer, by, events } => {
                 if by == c.me {
                     c.homes.remove(&peer);
+                    st.hub.set_replica(peer, false);
                     st.hub.adopt(peer, events, now, out);
                 } else {
                     c.homes.insert(peer, by);
