@@ -206,3 +206,15 @@ async fn a_drained_node_hands_its_peers_and_their_messages_to_another() {
     }
     assert_eq!(next_of(&mut alice, "back").await["peer"], bob_id);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stops_in_bounded_time_while_redis_is_down() {
+    let mut redis = Redis::start();
+    let mut b = node_process(&redis);
+    let addr = b.addr();
+    let (_alice, _, _) = named_at(addr, "alice").await;
+    redis.kill();
+    b.wait_line("Redis is unreachable");
+    b.signal("TERM");
+    assert!(b.wait_exit().success(), "exits cleanly without Redis");
+}

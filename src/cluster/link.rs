@@ -33,6 +33,18 @@ use crate::outbox;
 /// How long one Redis command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Runs a Redis request with a deadline: a Redis that does not answer is an
+/// error in bounded time, never a hang.
+async fn bounded<T>(request: impl std::future::Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, request).await {
+        Ok(r) => r,
+        Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "Redis did not answer in time",
+        ))),
+    }
+}
+
 /// Most items published in one round trip.
 const BATCH: usize = 512;
 
@@ -118,7 +130,9 @@ async fn connect(
         .set_response_timeout(Some(COMMAND_TIMEOUT))
         .set_connection_timeout(Some(COMMAND_TIMEOUT))
         .set_max_delay(Duration::from_secs(1))
-        .set_number_of_retries(usize::MAX);
+        // Few retries per failure: the heartbeat asks again every beat, and
+        // a command must fail in bounded time rather than wait for Redis.
+        .set_number_of_retries(2);
     if let Some(push) = push {
         manager = manager.set_push_sender(push).set_automatic_resubscription();
     }
@@ -201,19 +215,12 @@ impl NameRegistry for Registry {
         }
         let mut cmd = self.cmd.clone();
         let call = self.script(space, name, peer);
-        let holder = tokio::task::block_in_place(|| {
-            handle.block_on(async {
-                tokio::time::timeout(COMMAND_TIMEOUT, call.invoke_async::<Option<String>>(&mut cmd)).await
-            })
-        });
+        let holder =
+            tokio::task::block_in_place(|| handle.block_on(bounded(call.invoke_async::<Option<String>>(&mut cmd))));
         match holder {
-            Ok(Ok(holder)) => Some(holder.is_none()),
-            Ok(Err(e)) => {
+            Ok(holder) => Some(holder.is_none()),
+            Err(e) => {
                 warn!(error = %e, "cannot claim a name in Redis: checked on this node only");
-                None
-            }
-            Err(_) => {
-                warn!("Redis did not answer a name claim in time: checked on this node only");
                 None
             }
         }
@@ -248,14 +255,14 @@ impl Link {
         }
         let keys = Keys(self.cluster.clone());
         let mut cmd = self.cmd.clone();
-        let _: redis::RedisResult<()> = cmd.del(&[keys.lease(self.node), keys.peers(self.node)]).await;
+        let _: redis::RedisResult<()> = bounded(cmd.del(&[keys.lease(self.node), keys.peers(self.node)])).await;
         self.stop.cancel();
     }
 
     /// Whether Redis answers now.
     pub async fn ping(&self) -> bool {
         let mut cmd = self.cmd.clone();
-        let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut cmd).await;
+        let pong: redis::RedisResult<String> = bounded(redis::cmd("PING").query_async(&mut cmd)).await;
         pong.is_ok()
     }
 }
@@ -321,7 +328,7 @@ async fn publisher(
             let items: Vec<Item> = group.iter().map(|o| o.item.clone()).collect();
             pipe.publish(keys.to(*dest), wire::encode(node, &items));
         }
-        match pipe.query_async::<Vec<i64>>(&mut cmd).await {
+        match bounded(pipe.query_async::<Vec<i64>>(&mut cmd)).await {
             Ok(counts) => {
                 for ((dest, group), count) in dests.into_iter().zip(groups).zip(counts) {
                     if let (Dest::Node(n), 0) = (dest, count) {
@@ -353,7 +360,7 @@ async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Du
             _ = link.stop.cancelled() => return,
         }
         // The subscriber's connection only notices a dead Redis when used.
-        let sub_ok = redis::cmd("PING").query_async::<String>(&mut sub).await.is_ok();
+        let sub_ok = bounded(redis::cmd("PING").query_async::<String>(&mut sub)).await.is_ok();
         let own = link.hub.own_names();
         let now_peers: HashSet<u64> = link.hub.own_peers().into_iter().map(|p| p.0).collect();
         let now_names: HashSet<(SpaceId, Name, PeerId)> = own.into_iter().collect();
@@ -389,7 +396,7 @@ async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Du
             // are recorded too; a live holder elsewhere keeps its record.
             pipe.invoke_script(&claim_script(&keys, link.node, *space, name, *peer)).ignore();
         }
-        match pipe.query_async::<()>(&mut cmd).await {
+        match bounded(pipe.query_async::<()>(&mut cmd)).await {
             Ok(()) if sub_ok => {
                 peers = now_peers;
                 names = now_names;
