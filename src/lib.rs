@@ -8,8 +8,11 @@
 //!   who is in a room, which names are taken). Dialects never see hub state.
 //! - [`local_hub`]: `LocalHub`, this process's hub behind one lock plus each
 //!   connection's bounded [`outbox`]; implements the port and turns hub
-//!   outputs into outbox sends. A cluster-aware hub stands behind the same
-//!   port later.
+//!   outputs into outbox sends. In a cluster it also keeps replicas of the
+//!   other nodes' peers and forwards their signals (`local_hub::replicas`).
+//! - [`cluster`]: several nodes as one over Redis: what nodes tell each
+//!   other ([`cluster::wire`], no I/O) and the Redis side
+//!   ([`cluster::link`]); docs/cluster.md.
 //! - [`dialect`]: one module per wire protocol, all of that protocol in it
 //!   (registration, events, quirks, refusal frames), translating frames to
 //!   hub commands and hub events to frames. No I/O. Shared wire helpers in
