@@ -127,6 +127,52 @@ fn bad_files_give_errors_naming_the_file_and_the_problem() {
 }
 
 #[test]
+fn the_cluster_settings_come_from_the_file_or_flags_and_namespaces_from_listener_names() {
+    let file = TempFile::new(
+        "cluster",
+        "redis = \"redis://127.0.0.1:1\"\ncluster = \"prod\"\nnode_timeout = 3\n\n[[listener]]\ndialect = \"native\"\nlisten = \"127.0.0.1:0\"\n\n[[listener]]\ndialect = \"native\"\nname = \"second\"\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let args = ServeArgs { config: Some(file.0.clone()), ..ServeArgs::default() };
+    let c = Config::from_args(&args).expect("valid cluster file");
+    let cluster = c.cluster.expect("a cluster");
+    assert_eq!((cluster.redis.as_str(), cluster.name.as_str()), ("redis://127.0.0.1:1", "prod"));
+    assert_eq!(cluster.node_timeout, Duration::from_secs(3));
+    // The namespace is the listener's name (or dialect), not its position.
+    assert_ne!(c.listeners[0].space(), c.listeners[1].space());
+    let mut moved = c.listeners[1].clone();
+    moved.listen = "127.0.0.1:9999".parse().unwrap();
+    assert_eq!(moved.space(), c.listeners[1].space());
+
+    let args =
+        ServeArgs { config: Some(file.0.clone()), redis: Some("redis://127.0.0.1:2".into()), ..ServeArgs::default() };
+    assert_eq!(Config::from_args(&args).unwrap().cluster.unwrap().redis, "redis://127.0.0.1:2", "the flag wins");
+
+    for (tag, text, hint) in [
+        (
+            "same-space",
+            "[[listener]]\ndialect = \"native\"\nlisten = \"127.0.0.1:0\"\n[[listener]]\ndialect = \"native\"\nlisten = \"127.0.0.1:0\"\n",
+            "distinct `name`",
+        ),
+        ("bad-url", "redis = \"localhost:6379\"\n", "redis://"),
+        ("bad-timeout", "redis = \"redis://127.0.0.1:1\"\nnode_timeout = 60\n", "--node-timeout"),
+    ] {
+        let file = TempFile::new(tag, text);
+        let args = ServeArgs { config: Some(file.0.clone()), ..ServeArgs::default() };
+        let err = format!("{:#}", Config::from_args(&args).expect_err(tag));
+        assert!(err.contains(hint), "{tag}: {err}");
+    }
+}
+
+#[test]
+fn a_node_that_cannot_reach_redis_says_so_and_exits() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let (status, _, stderr) = Bin::run(&["--listen", "127.0.0.1:0", "--redis", &url]);
+    assert!(!status.success());
+    assert!(stderr.contains("cannot reach Redis") && stderr.contains(&url), "{stderr}");
+}
+
+#[test]
 fn the_binary_reports_a_bad_config_file_and_exits_nonzero() {
     let file = TempFile::new("bin-bad", "colour = \"blue\"\n");
     let (status, _, stderr) = Bin::run(&["--config", file.path()]);
@@ -157,6 +203,10 @@ fn help_lists_the_flags() {
         "--room-max",
         "--shutdown-deadline",
         "SWITCHBOARD_LISTEN",
+        "--redis",
+        "SWITCHBOARD_REDIS",
+        "--cluster",
+        "--node-timeout",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
     }
