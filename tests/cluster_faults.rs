@@ -218,3 +218,32 @@ async fn a_node_stops_in_bounded_time_while_redis_is_down() {
     b.signal("TERM");
     assert!(b.wait_exit().success(), "exits cleanly without Redis");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_taken_for_dead_that_comes_back_gets_what_waited_for_its_peers() {
+    let redis = Redis::start();
+    let a = node(&redis).await;
+    let b = node_process(&redis);
+    let (mut alice, _, _) = named_at(a.addr(0), "alice").await;
+    let (mut bob, bob_id, _) = named_at(b.addr(), "bob").await;
+    a.wait_metric("switchboard_peers", |v| v == 2.0).await;
+    // Node B stalls past the node timeout: A takes it for dead.
+    b.signal("STOP");
+    tokio::time::timeout(WAIT, async {
+        while a.metric("switchboard_cluster_nodes").await != 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("A counts B dead");
+    for i in 0..5 {
+        alice.send(&json!({"type": "signal", "to": bob_id, "data": {"n": i}})).await;
+    }
+    b.signal("CONT");
+    a.wait_metric("switchboard_cluster_nodes", |v| v == 2.0).await;
+    for i in 0..5 {
+        assert_eq!(next_of(&mut bob, "signal").await["data"]["n"], i);
+    }
+    alice.send(&json!({"type": "signal", "to": bob_id, "data": "later"})).await;
+    assert_eq!(next_of(&mut bob, "signal").await["data"], "later");
+}

@@ -68,7 +68,8 @@ impl Hub {
     /// Adds the replica of a peer of another node, or brings an existing
     /// one in line with `state`: names and rooms it no longer has are given
     /// up, new ones taken, and members here are told as for any peer.
-    pub fn mirror(&mut self, state: PeerState, now: Instant, out: &mut Vec<Delivery>) {
+    /// Returns what waited here for it if it was away and is back.
+    pub fn mirror(&mut self, state: PeerState, now: Instant, out: &mut Vec<Delivery>) -> Vec<Event> {
         let id = state.id;
         if !self.peers.contains_key(&id) {
             if let Some(t) = &state.token {
@@ -91,7 +92,7 @@ impl Hub {
         }
         let (names, rooms) = match self.peers.get(&id) {
             Some(p) => (p.names.clone(), p.rooms.clone()),
-            None => return,
+            None => return Vec::new(),
         };
         for name in names.iter().filter(|n| !state.names.contains(n)) {
             self.release(id, state.space, name);
@@ -111,8 +112,9 @@ impl Hub {
         if state.away && !away {
             self.disconnect(id, false, Vec::new(), now, out);
         } else if !state.away && away {
-            let _ = self.resume_id(id, out);
+            return self.bring_back(id, out);
         }
+        Vec::new()
     }
 
     /// Replays a command a replica's node applied; `call` is the id its node

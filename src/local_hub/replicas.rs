@@ -173,11 +173,10 @@ impl LocalHub {
         }
         let known = c.nodes.insert(from, now).is_some();
         if !known {
+            // New, or back after it was taken for dead: ask for its peers
+            // (their restatement brings back those marked away meanwhile).
             tracing::info!(node = from, "a node joined (or came back)");
-            if items.is_empty() {
-                // A heartbeat of a node we do not know: ask it for its peers.
-                c.send(Dest::Node(from), Item::Hello);
-            }
+            c.send(Dest::Node(from), Item::Hello);
         }
         let mut out = Vec::new();
         for item in items {
@@ -203,8 +202,11 @@ impl LocalHub {
                 if st.outboxes.contains_key(&state.id) {
                     return;
                 }
-                c.homes.insert(state.id, from);
-                st.hub.mirror(state, now, out);
+                let id = state.id;
+                c.homes.insert(id, from);
+                // Back after its node was taken for dead: what waited goes to it.
+                let waiting = st.hub.mirror(state, now, out);
+                out.extend(waiting.into_iter().map(|event| Delivery { to: id, event }));
             }
             Item::Census(ids) => {
                 let listed: FxHashSet<PeerId> = ids.into_iter().collect();
