@@ -240,6 +240,61 @@ impl<T: Send, A: Send> Gauge for Shared<T, A> {
     }
 }
 
+/// Room that someone else reports: a receiver whose queue is on another
+/// node. Closed when that node says the queue is over its budget, open when
+/// it says it has room again (or can no longer say anything).
+#[derive(Clone, Default, Debug)]
+pub struct Valve(Arc<ValveState>);
+
+#[derive(Default, Debug)]
+struct ValveState(Mutex<(bool, Vec<Waker>)>);
+
+impl Valve {
+    /// Senders that wait on its [`Room`] wait from now on.
+    pub fn close(&self) {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner()).0 = true;
+    }
+
+    /// Lets every waiting sender go on.
+    pub fn open(&self) {
+        let wakers = {
+            let mut st = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+            st.0 = false;
+            std::mem::take(&mut st.1)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Whether it is closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// What a sender waits on.
+    pub fn room(&self) -> Room {
+        Room(self.0.clone())
+    }
+}
+
+impl Gauge for ValveState {
+    fn poll_room(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut st = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !st.0 {
+            return Poll::Ready(());
+        }
+        if !st.1.iter().any(|w| w.will_wake(cx.waker())) {
+            st.1.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    fn progress(&self) -> (bool, u64) {
+        (self.0.lock().unwrap_or_else(|e| e.into_inner()).0, 0)
+    }
+}
+
 impl Room {
     /// Resolves when the queue is within its budget again, closed, or
     /// alarmed.

@@ -106,5 +106,50 @@ async fn a_race_for_one_name_on_two_nodes_has_one_winner() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_to_a_reader_on_another_node_arrives_whole_and_costs_only_the_sender() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let redis = Redis::start();
+    let small = |c: &mut switchboard::Config| {
+        c.cluster =
+            Some(ClusterConfig { redis: redis.url(), name: "burst".into(), node_timeout: Duration::from_secs(2) });
+        c.queue_bytes = 64 << 10;
+    };
+    let (n1, n2) = (TestServer::with(small).await, TestServer::with(small).await);
+    let (mut victim, victim_id) = n2.named("victim").await;
+    let (mut attacker, _) = n1.named("attacker").await;
+    settle(&[&n1, &n2], 2.0).await;
+    // 16 MB at once: far more than the receiver's budget and than what
+    // loopback socket buffers hold.
+    let pad = "x".repeat(16_000);
+    let sending = tokio::spawn(async move {
+        for i in 0..1000 {
+            let frame = json!({"type": "signal", "to": victim_id, "data": {"i": i, "pad": pad}}).to_string();
+            attacker.ws.feed(Message::Text(frame.into())).await.expect("feed");
+        }
+        attacker.ws.flush().await.expect("flush");
+        attacker
+    });
+    // The victim looks away for a moment (well within --slow-after).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..1000 {
+        let got = loop {
+            let v = victim.recv().await;
+            if v["type"] == "signal" {
+                break v;
+            }
+        };
+        assert_eq!(got["data"]["i"], i);
+    }
+    let mut attacker = sending.await.expect("the sender finishes");
+    for n in [&n1, &n2] {
+        assert_eq!(n.metric("switchboard_queue_drops_total").await, 0.0);
+        assert_eq!(n.metric("switchboard_deliveries_refused_total").await, 0.0);
+    }
+    attacker.send(&json!({"type": "ping", "ref": "a"})).await;
+    assert_eq!(attacker.recv_type("pong").await["ref"], "a");
+}
+
 #[allow(dead_code)]
 async fn unused(_: Client) {}

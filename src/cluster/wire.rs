@@ -62,6 +62,11 @@ pub enum Item {
         /// What waited for it, in order.
         events: Vec<Event>,
     },
+    /// The sender's peer's outbox went over its budget with what the
+    /// receiver forwarded: the receiver's senders to it wait.
+    Full(PeerId),
+    /// That outbox has room again: they go on.
+    Room(PeerId),
     /// Every peer the sender holds (after its [`Item::Peer`]s): replicas of
     /// its peers not listed are gone.
     Census(Vec<PeerId>),
@@ -226,6 +231,14 @@ impl Writer {
                 }
             }
             Item::Bye => self.u8(8),
+            Item::Full(id) => {
+                self.u8(10);
+                self.u64(id.0);
+            }
+            Item::Room(id) => {
+                self.u8(11);
+                self.u64(id.0);
+            }
             Item::Census(ids) => {
                 self.u8(9);
                 self.u32(ids.len() as u32);
@@ -488,6 +501,8 @@ impl<'a> Reader<'a> {
                 Item::Adopt { peer, by, events }
             }
             8 => Item::Bye,
+            10 => Item::Full(self.peer()?),
+            11 => Item::Room(self.peer()?),
             9 => Item::Census((0..self.count()?).map(|_| self.peer()).collect::<Result<_, _>>()?),
             _ => return Err(Malformed("unknown item")),
         })
@@ -609,6 +624,8 @@ mod tests {
                 },
             },
             Item::Census(vec![PeerId(1), PeerId(2)]),
+            Item::Full(PeerId(3)),
+            Item::Room(PeerId(3)),
             Item::Adopt {
                 peer: PeerId(4),
                 by: 2,

@@ -25,6 +25,12 @@ pub(super) struct Replicas {
     pub(super) homes: FxHashMap<PeerId, NodeId>,
     /// Whether Redis is reachable.
     connected: bool,
+    /// Receivers of other nodes whose outbox is over its budget: senders
+    /// here wait before sending them more.
+    valves: FxHashMap<PeerId, outbox::Valve>,
+    /// This node's receivers over budget with what other nodes forwarded,
+    /// and the nodes to tell when they have room again.
+    full: FxHashMap<PeerId, Vec<NodeId>>,
     /// How long a node may be silent before it counts as dead.
     node_timeout: Duration,
 }
@@ -86,6 +92,8 @@ impl LocalHub {
             homes: FxHashMap::default(),
             connected: true,
             node_timeout,
+            valves: FxHashMap::default(),
+            full: FxHashMap::default(),
         });
         rx
     }
@@ -108,7 +116,11 @@ impl LocalHub {
         let out = Outgoing { dest: Dest::Node(*node), item: Item::Deliver { to, event } };
         let sent = if waits { c.uplink.try_send_waiting(out) } else { c.uplink.try_send(out) };
         match sent {
-            Ok(Fill::Under) => Forward::Done,
+            // The receiver's node said its outbox is full: the sender waits.
+            Ok(Fill::Under) => match c.valves.get(&to) {
+                Some(valve) if valve.is_closed() => Forward::Over(valve.room()),
+                _ => Forward::Done,
+            },
             Ok(Fill::Over) => Forward::Over(c.uplink.room()),
             Err(outbox::TrySendError::Full(o) | outbox::TrySendError::Closed(o)) => match o.item {
                 Item::Deliver { event, .. } => Forward::Refused(event, Undelivered::Congested),
@@ -238,6 +250,9 @@ impl LocalHub {
                 }
                 c.homes.insert(peer, node);
                 st.hub.set_replica(peer, true);
+                if let Some(valve) = c.valves.remove(&peer) {
+                    valve.open();
+                }
                 let mut waiting = Vec::new();
                 if let Some(conn) = st.outboxes.remove(&peer) {
                     // It resumed elsewhere while connected here: this
@@ -251,6 +266,33 @@ impl LocalHub {
                 out.extend(waiting.into_iter().map(|event| Delivery { to: peer, event }));
             }
             Item::Deliver { to, event } => {
+                // Straight into a connected receiver's outbox, past its budget
+                // if need be (the sender was accepted on its own node): the
+                // sender's node is told to make it wait.
+                let event = match st.outboxes.get(&to) {
+                    Some(conn) if !st.hub.is_away(to) => match conn.tx.try_send_waiting(event) {
+                        Ok(Fill::Under) => return,
+                        Ok(Fill::Over) => {
+                            let nodes = c.full.entry(to).or_default();
+                            let (told, first) = (nodes.contains(&from), nodes.is_empty());
+                            if !told {
+                                nodes.push(from);
+                                c.send(Dest::Node(from), Item::Full(to));
+                            }
+                            if first {
+                                let room = conn.tx.room();
+                                let hub = self.clone();
+                                tokio::spawn(async move {
+                                    room.ready().await;
+                                    hub.relieved(to);
+                                });
+                            }
+                            return;
+                        }
+                        Err(outbox::TrySendError::Full(e) | outbox::TrySendError::Closed(e)) => e,
+                    },
+                    _ => event,
+                };
                 let about = match &event {
                     Event::Signal { from, kind, mark, .. } => Some((from.id, kind.clone(), mark.clone())),
                     _ => None,
@@ -274,10 +316,30 @@ impl LocalHub {
                     c.homes.insert(peer, by);
                 }
             }
+            Item::Full(peer) => {
+                if c.homes.get(&peer) == Some(&from) {
+                    c.valves.entry(peer).or_default().close();
+                }
+            }
+            Item::Room(peer) => {
+                if let Some(valve) = c.valves.remove(&peer) {
+                    valve.open();
+                }
+            }
             Item::Bye => {
                 c.nodes.remove(&from);
                 tracing::info!(node = from, "a node left the cluster");
             }
+        }
+    }
+
+    /// A receiver of this node that other nodes filled has room again:
+    /// their senders may go on.
+    fn relieved(&self, peer: PeerId) {
+        let mut st = self.lock();
+        let Some(c) = &mut st.cluster else { return };
+        for node in c.full.remove(&peer).unwrap_or_default() {
+            c.send(Dest::Node(node), Item::Room(peer));
         }
     }
 
@@ -314,6 +376,11 @@ impl LocalHub {
         let Some(c) = &mut st.cluster else { return };
         c.nodes.remove(&node);
         let peers: Vec<PeerId> = c.homes.iter().filter(|(_, n)| **n == node).map(|(id, _)| *id).collect();
+        for id in &peers {
+            if let Some(valve) = c.valves.remove(id) {
+                valve.open();
+            }
+        }
         for id in peers {
             if !st.hub.is_away(id) {
                 st.hub.disconnect(id, false, Vec::new(), now, out);
@@ -348,6 +415,10 @@ impl LocalHub {
             return;
         }
         c.connected = up;
+        // Nobody can say "room" now: nobody waits for it.
+        for (_, valve) in c.valves.drain() {
+            valve.open();
+        }
         if !up {
             tracing::warn!("Redis is unreachable: peers of other nodes cannot be reached until it is back");
             return;
