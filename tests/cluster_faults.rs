@@ -247,3 +247,22 @@ async fn a_node_taken_for_dead_that_comes_back_gets_what_waited_for_its_peers() 
     alice.send(&json!({"type": "signal", "to": bob_id, "data": "later"})).await;
     assert_eq!(next_of(&mut bob, "signal").await["data"], "later");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reach_redis_over_tls() {
+    let dir = common::temp_dir("rediss");
+    let (status, _, stderr) = Bin::run(&["cert", "--dir", dir.to_str().unwrap()]);
+    assert!(status.success(), "{stderr}");
+    let redis = Redis::start_tls(&dir.join("cert.crt"), &dir.join("cert.key"));
+    // The nodes trust the CA through the standard variable (docs/cluster.md).
+    let ca = dir.join("ca.crt");
+    let env = [("SSL_CERT_FILE", ca.to_str().unwrap())];
+    let args = ["--listen", "127.0.0.1:0", "--redis", &redis.url(), "--cluster", "tls", "--node-timeout", "2"];
+    let (a, b) = (Bin::spawn(&args, &env), Bin::spawn(&args, &env));
+    a.wait_line("joined the cluster");
+    let (mut alice, _, _) = named_at(a.addr(), "alice").await;
+    let (mut bob, bob_id, _) = named_at(b.addr(), "bob").await;
+    assert_eq!(next_of(&mut alice, "online").await["peer"]["id"], bob_id);
+    alice.send(&json!({"type": "signal", "to": bob_id, "data": "over tls"})).await;
+    assert_eq!(next_of(&mut bob, "signal").await["data"], "over tls");
+}

@@ -10,25 +10,54 @@ pub struct Redis {
     child: Option<Child>,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Certificate and key it serves TLS with (then TLS only).
+    tls: Option<(String, String)>,
 }
 
 impl Redis {
     /// Starts one on a free port.
     pub fn start() -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
-        let mut r = Redis { child: None, port };
+        let mut r = Redis { child: None, port, tls: None };
         r.spawn();
         r
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// Starts one that speaks TLS only, with this certificate and key.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let tls = Some((cert.display().to_string(), key.display().to_string()));
+        let mut r = Redis { child: None, port, tls };
+        r.spawn();
+        r
+    }
+
+    /// `redis://127.0.0.1:PORT` (`rediss://` with TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        match &self.tls {
+            None => args.extend(["--port", &port]),
+            Some((cert, key)) => args.extend([
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-auth-clients",
+                "no",
+            ]),
+        }
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
