@@ -6,6 +6,7 @@
 //! [`Ctx::out`]. Routing belongs to the hub; dialects only translate.
 
 pub mod basic;
+pub mod easyrtc;
 pub mod flutter;
 pub mod native;
 pub mod offers;
@@ -123,6 +124,8 @@ pub enum DialectKind {
     One2one,
     /// Robert Bunch's socket.io v4 offer board (docs/dialects/offers.md).
     Offers,
+    /// The EasyRTC 1.1 server protocol, socket.io 1.x (docs/dialects/easyrtc.md).
+    Easyrtc,
 }
 
 impl DialectKind {
@@ -139,6 +142,8 @@ impl DialectKind {
             DialectKind::Basic | DialectKind::One2one => false,
             // The original runs over HTTPS only (npm mkcert `cert.crt`/`cert.key`).
             DialectKind::Offers => true,
+            // EasyRTC's example server is plain HTTP.
+            DialectKind::Easyrtc => false,
         }
     }
 
@@ -151,6 +156,7 @@ impl DialectKind {
             DialectKind::Basic => "basic",
             DialectKind::One2one => "one2one",
             DialectKind::Offers => "offers",
+            DialectKind::Easyrtc => "easyrtc",
         }
     }
 
@@ -165,6 +171,8 @@ impl DialectKind {
             DialectKind::Basic => 8888,
             DialectKind::One2one => 8000,
             DialectKind::Offers => 8181,
+            // EasyRTC's example server (`server_example`, the demo system).
+            DialectKind::Easyrtc => 8080,
         };
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }

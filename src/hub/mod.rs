@@ -248,6 +248,19 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Non-empty rooms of `space` whose names start with `prefix`, with
+    /// their member counts, sorted by name.
+    pub fn rooms_under(&self, space: SpaceId, prefix: &str) -> Vec<(Name, usize)> {
+        let mut out: Vec<(Name, usize)> = self
+            .rooms
+            .iter()
+            .filter(|((s, name), members)| *s == space && name.starts_with(prefix) && !members.is_empty())
+            .map(|((_, name), members)| (name.clone(), members.len()))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The call the peer is in, if any.
     pub fn call_of(&self, id: PeerId) -> Option<CallId> {
         self.peers.get(&id).and_then(|p| p.call)

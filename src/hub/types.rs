@@ -170,9 +170,10 @@ pub enum Rooms {
 }
 
 impl Grant {
-    /// Whether the peer may claim `name`.
+    /// Whether the peer may claim `name`. A dialect's own bookkeeping names
+    /// ([`INTERNAL`](super::INTERNAL), e.g. a server-assigned id) are not claims.
     pub fn allows_name(&self, name: &str) -> bool {
-        *self.name == *name
+        name.starts_with(super::INTERNAL) || *self.name == *name
     }
 
     /// Whether the peer may join `room`. A dialect's own bookkeeping rooms
