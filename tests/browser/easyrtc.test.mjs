@@ -1,0 +1,104 @@
+//! Real-browser test of the `easyrtc` dialect: two tabs of our own page
+//! (pages/easyrtc, served by --static) on EasyRTC's browser client
+//! (`easyrtc.js` from the npm package, served at /easyrtc/) with the
+//! socket.io 1.x client (served at /socket.io/socket.io.js), both from
+//! node_modules. They log in, see each other in the room list, exchange
+//! instant messages through the server, and make a video call with frames
+//! both ways. Then EasyRTC's own instant-messaging demo page, unchanged.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { useServerAndBrowser } from './lib/fixture.mjs';
+import { startServer } from './lib/server.mjs';
+import { screenshot } from './lib/browser.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const EASYRTC = path.join(HERE, 'node_modules/easyrtc');
+const SOCKETIO1 = path.join(HERE, 'node_modules/socket.io-client-1/dist/socket.io.js');
+const FILES = ['--easyrtc-api', path.join(EASYRTC, 'api'), '--socketio1-client', SOCKETIO1];
+
+const env = useServerAndBrowser(['--dialect', 'easyrtc', '--static', path.join(HERE, 'pages/easyrtc'), ...FILES]);
+
+async function open() {
+  const page = await env.browser.newPage();
+  await page.goto(`${env.server.url}/`);
+  await page.waitForFunction(() => window.app && window.app.state.id !== null, null, { timeout: 15000 });
+  return page;
+}
+
+const state = (page) => page.evaluate(() => window.app.state);
+
+test('two tabs log in, see each other, exchange messages and make a video call with frames both ways', async () => {
+  const alice = await open();
+  const bob = await open();
+  const aliceId = (await state(alice)).id;
+  const bobId = (await state(bob)).id;
+  assert.notEqual(aliceId, bobId);
+
+  // Each sees the other in the room (the list excludes oneself).
+  await alice.waitForFunction((id) => window.app.state.occupants.includes(id), bobId);
+  await bob.waitForFunction((id) => window.app.state.occupants.includes(id), aliceId);
+
+  // Instant messages through the server (easyrtcMsg), acked, both ways,
+  // non-ASCII included.
+  await alice.evaluate((id) => window.app.send(id, 'hello bob'), bobId);
+  await bob.evaluate((id) => window.app.send(id, 'grüße, alice ✓'), aliceId);
+  await bob.waitForFunction(() => window.app.state.messages.length === 1);
+  await alice.waitForFunction(() => window.app.state.messages.length === 1);
+  assert.deepEqual((await state(bob)).messages, [{ from: aliceId, msgType: 'chat', content: 'hello bob' }]);
+  assert.deepEqual((await state(alice)).messages, [{ from: bobId, msgType: 'chat', content: 'grüße, alice ✓' }]);
+  await alice.waitForFunction(() => window.app.state.acks.length === 1);
+  assert.deepEqual((await state(alice)).acks, ['ack']);
+
+  // A video call: offer, answer and candidates relayed by the server.
+  await alice.click(`#occupants button:has-text("Call ${bobId}")`);
+  for (const [page, other] of [[alice, bobId], [bob, aliceId]]) {
+    await page.waitForFunction((id) => window.app.connectStatus(id) === easyrtc.IS_CONNECTED, other, { timeout: 20000 });
+    await page.waitForFunction(() => window.app.remoteVideoWidth() > 0, null, { timeout: 20000 });
+    const t0 = await page.evaluate(() => window.app.remoteVideoTime());
+    await page.waitForFunction((t) => window.app.remoteVideoTime() > t, t0, { timeout: 10000 });
+  }
+  await screenshot(alice, 'easyrtc-1-caller');
+  await screenshot(bob, 'easyrtc-2-callee');
+  assert.deepEqual((await state(alice)).calls, [{ to: bobId, accepted: true }]);
+  assert.deepEqual((await state(bob)).calls, [{ from: aliceId }]);
+  for (const page of [alice, bob]) {
+    assert.deepEqual((await state(page)).errors, []);
+    assert.equal(await page.evaluate(() => window.app.transport()), 'websocket', 'upgraded from polling');
+  }
+
+  // Bob leaves: Alice's list empties (removeClient).
+  await bob.close();
+  await alice.waitForFunction(() => window.app.state.occupants.length === 0, null, { timeout: 10000 });
+  await alice.close();
+});
+
+test('EasyRTC\'s own instant-messaging demo page, unchanged', async () => {
+  // The original serves its demos at /demos/; --static on the package folder does the same.
+  const server = await startServer(['--dialect', 'easyrtc', '--static', EASYRTC, ...FILES]);
+  try {
+    const open = async () => {
+      const page = await env.browser.newPage();
+      await page.goto(`${server.url}/demos/demo_instant_messaging.html`);
+      await page.waitForFunction(() => /I am /.test(document.getElementById('iam').textContent), null, { timeout: 15000 });
+      return page;
+    };
+    const one = await open();
+    const two = await open();
+    const idOf = (page) => page.evaluate(() => document.getElementById('iam').textContent.replace('I am ', '').trim());
+    const twoId = await idOf(two);
+    // Each lists the other as a message target.
+    await one.waitForFunction((id) => document.getElementById('otherClients').textContent.includes(id), twoId, { timeout: 10000 });
+    await one.fill('#sendMessageText', 'hi from the demo');
+    await one.click(`#otherClients button:has-text("${twoId}")`);
+    await two.waitForFunction(() => document.getElementById('conversation').textContent.includes('hi from the demo'), null, { timeout: 10000 });
+    await screenshot(two, 'easyrtc-3-demo-im');
+    await one.close();
+    await two.close();
+  } finally {
+    await server.stop();
+  }
+});
