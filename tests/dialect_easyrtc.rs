@@ -487,11 +487,11 @@ async fn messages_reach_a_peer_a_room_or_nobody_in_a_group() {
             r#"{"senderEasyrtcid":"A","targetEasyrtcid":"B","msgType":"chat","msgData":"héllo ✓","easyrtcid":"B","serverTime":0}"#.to_string()
         )
     );
-    let to_room = r#"{"msgType":"chat","msgData":{"text":"all"},"targetRoom":"default"}"#;
+    let to_room = r#"{"msgType":"chat","msgData":{"text":"für alle ✓"},"targetRoom":"default"}"#;
     assert_eq!(b.request("easyrtcMsg", to_room).await, ACK);
     assert_eq!(
         a.push_masked(&who).await.1,
-        r#"{"senderEasyrtcid":"B","targetRoom":"default","msgType":"chat","msgData":{"text":"all"},"easyrtcid":"A","serverTime":0}"#
+        r#"{"senderEasyrtcid":"B","targetRoom":"default","msgType":"chat","msgData":{"text":"für alle ✓"},"easyrtcid":"A","serverTime":0}"#
     );
     let in_room = format!(r#"{{"msgType":"chat","targetEasyrtcid":"{}","targetRoom":"default"}}"#, b.id);
     assert_eq!(a.request("easyrtcMsg", &in_room).await, ACK);

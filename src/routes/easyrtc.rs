@@ -18,7 +18,7 @@ use axum::routing::get;
 
 use super::bundle::{Bundle, any, serve_file};
 use crate::app::App;
-use crate::transport::{easyrtc_io, socketio};
+use crate::transport::{easyrtc_io, eio3_text, socketio};
 
 /// Where a socket.io 1.x client bundle sits inside an npm project.
 /// Only a 1.x one is taken (an app may hold a newer client too).
@@ -68,6 +68,7 @@ pub fn router(app: App, static_dir: Option<&Path>) -> Router {
     // socket.io 1.x servers do.
     let inner = super::ops::with_common(Router::new(), static_dir, app.clone())
         .layer(easyrtc_io::layer(app))
+        .layer(axum::middleware::from_fn(eio3_text::utf8_shim))
         .layer(axum::middleware::from_fn(|req, next| socketio::only_eio("3", req, next)));
     Router::new()
         .route("/socket.io/socket.io.js", get(client_bundle))

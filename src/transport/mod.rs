@@ -2,6 +2,7 @@
 //! dialect's [`Protocol`](crate::dialect::Protocol), and own all I/O.
 
 pub mod easyrtc_io;
+pub mod eio3_text;
 pub mod socketio;
 pub mod tls;
 pub mod upgrade;

@@ -2,8 +2,9 @@
 //! long-polling with v3 payload framing (`<length>:<packet>`, the length in
 //! UTF-16 units; or the binary form: a type byte, the length's decimal
 //! digits one byte each, byte 255, the packet) and websocket, direct or
-//! upgraded from polling (`2probe`/`3probe`/`5`). In v3 the client pings;
-//! a test is short enough not to.
+//! upgraded from polling (`2probe`/`3probe`/`5`). Polling packets are
+//! UTF-8-encoded once more both ways, as engine.io 1.x does. In v3 the
+//! client pings; a test is short enough not to.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -81,15 +82,24 @@ pub fn decode_payload(body: &[u8]) -> Vec<String> {
             taken += c.len_utf16();
             end += c.len_utf8();
         }
-        out.push(tail[..end].to_string());
+        out.push(undouble(&tail[..end]));
         rest = &tail[end..];
     }
     out
 }
 
-/// One packet framed as a v3 text payload.
+/// One packet framed as a v3 text payload, as engine.io-client 1.x POSTs
+/// it: UTF-8-encoded once more (a character per byte), then framed.
 pub fn frame(packet: &str) -> String {
-    format!("{}:{packet}", packet.encode_utf16().count())
+    let doubled: String = packet.bytes().map(char::from).collect();
+    format!("{}:{doubled}", doubled.encode_utf16().count())
+}
+
+/// A received text packet decoded as engine.io-client 1.x decodes it (the
+/// server encoded it once more); fails if it was not so encoded.
+fn undouble(packet: &str) -> String {
+    let bytes: Vec<u8> = packet.chars().map(|c| u8::try_from(u32::from(c)).expect("a byte-valued character")).collect();
+    String::from_utf8(bytes).expect("a UTF-8-encoded packet")
 }
 
 /// A long-polling Engine.IO v3 client.
