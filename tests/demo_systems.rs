@@ -1,4 +1,4 @@
-//! `examples/demo-systems.toml` starts all four demo-system dialects in one
+//! `examples/demo-systems.toml` starts all five demo-system dialects in one
 //! process, each speaking its own protocol (ports rewritten to 0 here).
 
 mod common;
@@ -32,13 +32,13 @@ fn example_on_free_ports(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 #[tokio::test]
-async fn example_config_serves_all_four_demo_systems() {
+async fn example_config_serves_all_five_demo_systems() {
     let dir = common::temp_dir("demo");
     let config = example_on_free_ports(&dir);
     let certs = dir.join("certs");
     let bin = Bin::spawn(&["--config", config.to_str().unwrap()], &[("SWITCHBOARD_CERT_DIR", certs.to_str().unwrap())]);
     let mut addrs: HashMap<String, (SocketAddr, bool)> = HashMap::new();
-    while addrs.len() < 4 {
+    while addrs.len() < 5 {
         let line = bin.wait_line("listening");
         let field = |name: &str| line.split(&format!("{name}=")).nth(1).and_then(|s| s.split_whitespace().next());
         let dialect = field("dialect").expect("dialect=").trim_matches('"').to_string();
@@ -49,6 +49,7 @@ async fn example_config_serves_all_four_demo_systems() {
     assert!(!addrs["one2one"].1, "one2one is plain, as the original");
     assert!(addrs["offers"].1, "offers is served over HTTPS");
     assert!(addrs["flutter"].1, "flutter is served over WSS");
+    assert!(!addrs["easyrtc"].1, "easyrtc is plain, as the original");
 
     let mut basic = Client::connect(&format!("ws://{}/", addrs["basic"].0)).await;
     basic.send_text(r#"{"type":"login","name":"alice"}"#).await;
@@ -83,6 +84,15 @@ async fn example_config_serves_all_four_demo_systems() {
     let peers: serde_json::Value = serde_json::from_str(&peers).unwrap();
     assert_eq!(peers["type"], "peers");
     assert_eq!(peers["data"][0]["id"], "42");
+
+    let mut tcp = TcpStream::connect(addrs["easyrtc"].0).await.unwrap();
+    tcp.write_all(b"GET /socket.io/?EIO=3&transport=polling HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    let _ = tcp.read_to_string(&mut response).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#":0{"sid":""#), "Engine.IO v3 open packet: {response}");
 
     drop(bin);
     let _ = std::fs::remove_dir_all(dir);

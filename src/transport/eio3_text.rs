@@ -18,8 +18,9 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Largest polling body the layer reads (a payload of a few packets).
-const MAX_BODY: usize = 4 << 20;
+/// Largest polling body the layer reads: Engine.IO's payload limit, with
+/// room for the extra encoding (up to three characters per byte).
+const MAX_BODY: usize = 4 * super::easyrtc_io::MAX_PAYLOAD as usize;
 
 /// The packets of a v3 text payload (`<length>:<packet>`..., lengths in
 /// UTF-16 units); `None` if it is not one.
