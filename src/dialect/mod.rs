@@ -15,6 +15,8 @@ pub mod peerjs;
 pub mod wire;
 
 #[cfg(test)]
+mod fuzz_easyrtc;
+#[cfg(test)]
 mod fuzz_input;
 #[cfg(test)]
 mod fuzz_tests;

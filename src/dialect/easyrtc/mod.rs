@@ -17,6 +17,8 @@
 //! own copy of that profile lives here.
 
 pub mod check;
+mod commands;
+mod messages;
 pub mod roster;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,11 +26,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use self::check::{code, is_empty, is_object, value};
+use self::check::{code, is_object, value};
 use self::roster::{Profile, Seat};
 use super::Ctx;
-use super::wire::{self, Fields, json_str};
-use crate::hub::{Command, Event, HubError, INTERNAL, Missing, Name, Payload, Target};
+use super::wire::{self, json_str};
+use crate::hub::{Command, Event, HubError, INTERNAL, Name, Payload};
 use crate::ice::IceConfig;
 
 /// Event names, verbatim.
@@ -178,12 +180,18 @@ impl Session {
         tracing::debug!(event = name, "event");
         match name {
             event::AUTH => self.auth(body, acked, ctx, env),
-            // Quirk of `easyrtc`: commands and messages without an ack, or
-            // before logging in, are ignored without a word.
-            event::CMD | event::MSG if !acked || self.login.is_none() => Answer::default(),
-            _ if body.len() > MAX_ITEM => Answer::error(code::MSG_REJECT_BAD_SIZE, env),
-            event::CMD => self.cmd(body, ctx, env),
-            event::MSG => self.msg(body, ctx, env),
+            event::CMD | event::MSG => {
+                // Quirk of `easyrtc`: commands and messages without an ack,
+                // or before logging in, are ignored without a word.
+                let Some(login) = self.login.as_mut().filter(|_| acked) else { return Answer::default() };
+                if body.len() > MAX_ITEM {
+                    Answer::error(code::MSG_REJECT_BAD_SIZE, env)
+                } else if name == event::CMD {
+                    login.cmd(body, ctx, env)
+                } else {
+                    login.msg(body, ctx, env)
+                }
+            }
             other => {
                 tracing::debug!(event = other, "easyrtc: unknown event ignored");
                 Answer::default()
@@ -227,29 +235,26 @@ impl Session {
         let username = data.get("username").and_then(Value::as_str).map(str::to_string);
         let profile = Profile { easyrtcid: id, presence, username, seats: Vec::new() };
         let sid = data.get("easyrtcsid").and_then(Value::as_str).map(str::to_string);
-        self.login = Some(Login { app, profile, sid });
+        let login = self.login.insert(Login { app, profile, sid });
         let wanted = wire::fields(fields.get("msgData").map_or("null", |r| r.get()))
             .and_then(|d| d.get("roomJoin").map(|r| check::keys_in_order(r)))
             .filter(|rooms| !rooms.is_empty())
             .unwrap_or_else(|| vec![DEFAULT.to_string()]);
         for room in &wanted {
-            if let Err(e) = self.join(room, ctx, env) {
+            if let Err(e) = login.join(room, ctx, env) {
                 tracing::warn!(error = %e, room, "easyrtc: login room refused");
                 return Answer::refuse(code::LOGIN_GEN_FAIL, env);
             }
         }
-        Answer::ack(self.token(ctx, env))
+        Answer::ack(login.token(ctx, env))
     }
+}
 
-    fn login(&self) -> &Login {
-        // Only called on paths that checked `self.login`.
-        self.login.as_ref().expect("logged in")
-    }
-
+impl Login {
     /// The `token` ack: `roomData`, `application`, `easyrtcid`,
     /// `iceConfig`, `serverTime` (and `sessionData`), in the original's order.
     fn token(&self, ctx: &Ctx<'_>, env: &Env<'_>) -> String {
-        let login = self.login();
+        let login = self;
         let id = &login.profile.easyrtcid;
         let rooms = self.room_lists(None, ctx);
         let ice = env.ice.json_for(id, env.wall);
@@ -269,7 +274,7 @@ impl Session {
     /// `{<room>:{"roomName","roomStatus":"join","clientList"}}` for the
     /// client's rooms (those in `only`, if given), in join order.
     fn room_lists(&self, only: Option<&[String]>, ctx: &Ctx<'_>) -> String {
-        let login = self.login();
+        let login = self;
         let lists = login.profile.seats.iter().filter(|s| only.is_none_or(|o| o.contains(&s.room))).map(|s| {
             (s.room.as_str(), roster::room_join(&s.room, &ctx.hub.members(ctx.space, &room_key(&login.app, &s.room))))
         });
@@ -279,7 +284,7 @@ impl Session {
     /// Joins `room` (or joins it again, which tells its members the
     /// client's current profile).
     fn join(&mut self, room: &str, ctx: &mut Ctx<'_>, env: &Env<'_>) -> Result<(), HubError> {
-        let Some(login) = self.login.as_mut() else { return Ok(()) };
+        let login = self;
         let fresh = !login.profile.seats.iter().any(|s| s.room == room);
         if fresh {
             login.profile.seats.push(Seat { room: room.to_string(), joined: env.ms(), api_field: None });
@@ -292,232 +297,9 @@ impl Session {
         }
         joined.map(|_| ())
     }
+}
 
-    fn cmd(&mut self, body: &str, ctx: &mut Ctx<'_>, env: &Env<'_>) -> Answer {
-        let Some(fields) = check::message(body) else { return Answer::error(code::MSG_REJECT_BAD_STRUCTURE, env) };
-        let Some(msg_type) = value(&fields, "msgType").and_then(|t| t.as_str().map(str::to_string)) else {
-            return Answer::error(code::MSG_REJECT_BAD_TYPE, env);
-        };
-        if let Err(c) = check::cmd(&msg_type, &fields) {
-            return Answer::error(c, env);
-        }
-        let data = value(&fields, "msgData").unwrap_or(Value::Null);
-        let inner = |key: &str| {
-            wire::fields(fields.get("msgData").map_or("null", |r| r.get()))
-                .and_then(|d| d.get(key).map(|r| check::keys_in_order(r)))
-                .unwrap_or_default()
-        };
-        match msg_type.as_str() {
-            t if RELAYED.contains(&t) => self.relay_cmd(t, &fields, ctx, env),
-            "roomJoin" => {
-                let rooms = inner("roomJoin");
-                for room in &rooms {
-                    if let Err(e) = self.join(room, ctx, env) {
-                        tracing::info!(error = %e, room, "easyrtc: room join refused");
-                        return Answer::error(code::MSG_REJECT_BAD_ROOM, env);
-                    }
-                }
-                let lists = self.room_lists(Some(&rooms), ctx);
-                Answer::ack(format!(r#"{{"msgType":"roomData","msgData":{{"roomData":{lists}}}}}"#))
-            }
-            "roomLeave" => {
-                let rooms = inner("roomLeave");
-                let login = self.login.as_mut().expect("logged in");
-                for room in &rooms {
-                    if login.profile.seats.iter().any(|s| &s.room == room) {
-                        login.profile.seats.retain(|s| &s.room != room);
-                        let _ = ctx.dispatch(Command::Leave { room: room_key(&login.app, room) });
-                    }
-                }
-                let left = rooms
-                    .iter()
-                    .map(|r| (r.as_str(), format!(r#"{{"roomName":{},"roomStatus":"leave"}}"#, json_str(r))));
-                Answer::ack(format!(r#"{{"msgType":"roomData","msgData":{{"roomData":{}}}}}"#, roster::room_map(left)))
-            }
-            "getIceConfig" => {
-                let ice = env.ice.json_for(&self.login().profile.easyrtcid, env.wall);
-                Answer::ack(format!(r#"{{"msgType":"iceConfig","msgData":{{"iceConfig":{{"iceServers":{ice}}}}}}}"#))
-            }
-            "getRoomList" => {
-                let prefix = format!("{}/", self.login().app);
-                let rooms = ctx.hub.rooms(ctx.space, &prefix);
-                let list = rooms.iter().filter_map(|(key, n)| {
-                    let room = key.strip_prefix(&prefix)?;
-                    Some((room, format!(r#"{{"roomName":{},"numberClients":{n}}}"#, json_str(room))))
-                });
-                Answer::ack(format!(r#"{{"msgType":"roomList","msgData":{{"roomList":{}}}}}"#, roster::room_map(list)))
-            }
-            "setPresence" => {
-                let set = data.get("setPresence").cloned().unwrap_or(Value::Null);
-                let login = self.login.as_mut().expect("logged in");
-                login.profile.presence = presence_with(&login.profile.presence, &set);
-                let rooms: Vec<String> = login.profile.seats.iter().map(|s| s.room.clone()).collect();
-                for room in &rooms {
-                    if let Err(e) = self.join(room, ctx, env) {
-                        tracing::info!(error = %e, "easyrtc: presence not shown");
-                    }
-                }
-                Answer::ack(self.deltas(&rooms))
-            }
-            "setRoomApiField" => {
-                let set = data.get("setRoomApiField").cloned().unwrap_or(Value::Null);
-                let room = set.get("roomName").and_then(Value::as_str).unwrap_or("").to_string();
-                let field =
-                    set.get("field").filter(|f| !is_empty(f)).and_then(|f| RawValue::from_string(f.to_string()).ok());
-                let login = self.login.as_mut().expect("logged in");
-                let Some(seat) = login.profile.seats.iter_mut().find(|s| s.room == room) else {
-                    return Answer::error(code::MSG_REJECT_BAD_ROOM, env);
-                };
-                seat.api_field = field;
-                if let Err(e) = self.join(&room, ctx, env) {
-                    tracing::info!(error = %e, "easyrtc: apiField not shown");
-                    return Answer::error(code::MSG_REJECT_GEN_FAIL, env);
-                }
-                Answer::ack(self.deltas(std::slice::from_ref(&room)))
-            }
-            // Quirk of `easyrtc`: `setUserCfg` is checked and acked; the
-            // original does nothing with it either.
-            "setUserCfg" => Answer::done(),
-            _ => Answer::error(code::MSG_REJECT_BAD_TYPE, env),
-        }
-    }
-
-    /// `{"msgType":"roomData","msgData":{"roomData":{<room>:<updateClient delta>}}}`
-    /// of this client for `rooms`.
-    fn deltas(&self, rooms: &[String]) -> String {
-        let profile = &self.login().profile;
-        let deltas = rooms.iter().filter_map(|r| {
-            let entry = profile.entry(r)?;
-            Some((r.as_str(), roster::room_update(r, &profile.easyrtcid, &entry)))
-        });
-        format!(r#"{{"msgType":"roomData","msgData":{{"roomData":{}}}}}"#, roster::room_map(deltas))
-    }
-
-    fn relay_cmd(&self, msg_type: &str, fields: &Fields<'_>, ctx: &mut Ctx<'_>, env: &Env<'_>) -> Answer {
-        let login = self.login();
-        let target = fields.get("targetEasyrtcid").and_then(|r| wire::as_str(r)).unwrap_or_default();
-        let mut relayed = format!(r#"{{"senderEasyrtcid":{}"#, json_str(&login.profile.easyrtcid));
-        if let Some(data) = fields.get("msgData") {
-            relayed.push_str(&format!(r#","msgData":{}"#, data.get()));
-        }
-        relayed.push('}');
-        let Ok(payload) = Payload::parse(&relayed) else { return Answer::error(code::MSG_REJECT_GEN_FAIL, env) };
-        let to = Target::Name(hub_name(&login.app, &target));
-        match ctx.dispatch(Command::Signal {
-            to,
-            kind: Name::from(msg_type),
-            payload,
-            missing: Missing::Report,
-            mark: None,
-        }) {
-            Ok(_) => Answer::done(),
-            Err(HubError::UnknownPeer(_)) => Answer::error(code::MSG_REJECT_TARGET_EASYRTCID, env),
-            Err(e) => {
-                tracing::info!(error = %e, "easyrtc: signal not relayed");
-                Answer::error(code::MSG_REJECT_GEN_FAIL, env)
-            }
-        }
-    }
-
-    fn msg(&self, body: &str, ctx: &mut Ctx<'_>, env: &Env<'_>) -> Answer {
-        let Some(fields) = check::message(body) else { return Answer::error(code::MSG_REJECT_BAD_STRUCTURE, env) };
-        let Some(msg_type) = value(&fields, "msgType").and_then(|t| t.as_str().map(str::to_string)) else {
-            return Answer::error(code::MSG_REJECT_BAD_TYPE, env);
-        };
-        if let Err(c) = check::msg(&fields) {
-            return Answer::error(c, env);
-        }
-        let login = self.login();
-        let me = login.profile.easyrtcid.as_str();
-        let text = |key: &str| fields.get(key).and_then(|r| wire::as_str(r)).map(|s| s.into_owned());
-        let (target, room, group) = (text("targetEasyrtcid"), text("targetRoom"), text("targetGroup"));
-        if target.as_deref() == Some(me) {
-            return Answer::error(code::MSG_REJECT_TARGET_EASYRTCID, env);
-        }
-        // The relayed object, in the original's field order; the receiver
-        // adds `easyrtcid` and `serverTime`.
-        let mut relayed = format!(r#"{{"senderEasyrtcid":{}"#, json_str(me));
-        let data = fields.get("msgData").map(|d| format!(r#","msgData":{}"#, d.get())).unwrap_or_default();
-        let msg_type = json_str(&msg_type);
-        if let Some(target) = &target {
-            let name = hub_name(&login.app, target);
-            // The original answers an unknown target with a general failure here.
-            if ctx.hub.holder(ctx.space, &name).is_none() {
-                return Answer::error(code::MSG_REJECT_GEN_FAIL, env);
-            }
-            relayed.push_str(&format!(r#","targetEasyrtcid":{},"msgType":{msg_type}{data}"#, json_str(target)));
-            if let Some(room) = &room {
-                let members = ctx.hub.members(ctx.space, &room_key(&login.app, room));
-                if !members.iter().any(|m| m.name.as_ref() == Some(&name)) {
-                    return Answer::error(code::MSG_REJECT_TARGET_ROOM, env);
-                }
-                relayed.push_str(&format!(r#","targetRoom":{}"#, json_str(room)));
-            }
-            // Quirk of `easyrtc`: groups are joined only by server code the
-            // original's clients cannot reach, so no client is in one.
-            if group.is_some() {
-                return Answer::error(code::MSG_REJECT_TARGET_GROUP, env);
-            }
-            relayed.push('}');
-            let Ok(payload) = Payload::parse(&relayed) else { return Answer::error(code::MSG_REJECT_GEN_FAIL, env) };
-            let cmd = Command::Signal {
-                to: Target::Name(name),
-                kind: Name::from(event::MSG),
-                payload,
-                missing: Missing::Report,
-                mark: None,
-            };
-            return match ctx.dispatch(cmd) {
-                Ok(_) => Answer::done(),
-                Err(e) => {
-                    tracing::info!(error = %e, "easyrtc: message not relayed");
-                    Answer::error(code::MSG_REJECT_GEN_FAIL, env)
-                }
-            };
-        }
-        if let Some(room) = room {
-            relayed.push_str(&format!(r#","targetRoom":{},"msgType":{msg_type}{data}}}"#, json_str(&room)));
-            let key = room_key(&login.app, &room);
-            let members = ctx.hub.members(ctx.space, &key);
-            if members.is_empty() {
-                return Answer::error(code::MSG_REJECT_TARGET_ROOM, env);
-            }
-            // Nobody is in a group (see above): a room message limited to
-            // one reaches nobody, and is acked.
-            if group.is_some() {
-                return Answer::done();
-            }
-            let Ok(payload) = Payload::parse(&relayed) else { return Answer::error(code::MSG_REJECT_GEN_FAIL, env) };
-            let me_in_room = members.iter().any(|m| m.id == ctx.peer);
-            if me_in_room {
-                let cmd = Command::Broadcast { room: key, kind: Name::from(event::MSG), payload };
-                if let Err(e) = ctx.dispatch(cmd) {
-                    tracing::info!(error = %e, "easyrtc: room message not relayed");
-                }
-            } else {
-                // The original lets a client write to a room it is not in.
-                for m in members {
-                    let cmd = Command::Signal {
-                        to: Target::Id(m.id),
-                        kind: Name::from(event::MSG),
-                        payload: payload.clone(),
-                        missing: Missing::Drop,
-                        mark: None,
-                    };
-                    let _ = ctx.dispatch(cmd);
-                }
-            }
-            return Answer::done();
-        }
-        if group.is_some() {
-            return Answer::error(code::MSG_REJECT_TARGET_GROUP, env);
-        }
-        // Quirk of `easyrtc`: a message with no target is dropped and never
-        // acked, as the original does.
-        tracing::info!("easyrtc: message without a target dropped");
-        Answer::default()
-    }
-
+impl Session {
     /// What a hub event for this socket becomes: the event name and its
     /// argument. The transport emits it with an ack id, as the original
     /// does for everything it sends.
