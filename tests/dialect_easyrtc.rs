@@ -584,3 +584,55 @@ async fn the_client_api_and_socketio_bundle_come_from_the_app_or_flags() {
     assert_eq!(status, 404);
     assert!(body.contains("npm install easyrtc@1.1.0") && body.contains("--easyrtc-api"), "{body}");
 }
+
+// Authentication: the token rides in the handshake's query (`access_token`),
+// where EasyRTC's `setSocketUrl(url, {query})` puts it.
+
+async fn auth_server() -> TestServer {
+    let mut cfg = config();
+    common::auth::on(&mut cfg);
+    TestServer::start(cfg).await
+}
+
+/// Opens a polling session with `query` appended; the first socket.io packet.
+async fn first_packet(addr: SocketAddr, query: &str) -> String {
+    let (status, body) = http_bytes(addr, "GET", &format!("/socket.io/?EIO=3&transport=polling{query}"), b"").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let packets = eio::v3::decode_payload(&body);
+    let sid = eio::sid_of(&packets[0]);
+    match packets.get(1) {
+        Some(p) => p.clone(),
+        None => {
+            let path = format!("/socket.io/?EIO=3&transport=polling&sid={sid}");
+            let (_, body) = http_bytes(addr, "GET", &path, b"").await;
+            eio::v3::decode_payload(&body)[0].clone()
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_authentication_the_handshake_needs_a_token_and_rooms_follow_its_claim() {
+    let srv = auth_server().await;
+    let missing = first_packet(srv.addr(0), "").await;
+    assert!(missing.starts_with("44") && missing.contains("requires an access token"), "{missing}");
+    let expired = first_packet(srv.addr(0), &format!("&access_token={}", common::auth::expired("ann"))).await;
+    assert!(expired.starts_with("44") && expired.contains("expired"), "{expired}");
+
+    // A token for the application's default room: logged in.
+    let good = format!("&access_token={}", common::auth::token("ann", &["app/default"]));
+    let (mut w, _) = Ws3::open_with(srv.addr(0), &good).await;
+    assert_eq!(w.next().await, "40");
+    w.send(&format!(r#"421["easyrtcAuth",{}]"#, auth("app", ""))).await;
+    assert!(w.next().await.starts_with(r#"431[{"msgType":"token""#));
+    // A room outside it: refused.
+    w.send(r#"422["easyrtcCmd",{"msgType":"roomJoin","msgData":{"roomJoin":{"lobby":{"roomName":"lobby"}}}}]"#).await;
+    let refused = w.next().await;
+    assert!(refused.starts_with("432[") && refused.contains("MSG_REJECT_BAD_ROOM"), "{refused}");
+    // Another application's default room is outside it too: the login fails.
+    let (mut w, _) = Ws3::open_with(srv.addr(0), &good).await;
+    assert_eq!(w.next().await, "40");
+    w.send(&format!(r#"421["easyrtcAuth",{}]"#, auth("elsewhere", ""))).await;
+    let failed = w.next().await;
+    assert!(failed.starts_with("431[") && failed.contains("LOGIN_GEN_FAIL"), "{failed}");
+    assert_eq!(w.next().await, "41");
+}

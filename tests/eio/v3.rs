@@ -171,7 +171,12 @@ impl Ws3 {
 
     /// Opens a websocket-only session; returns the client and the open packet.
     pub async fn open(addr: SocketAddr) -> (Ws3, String) {
-        let mut ws = Ws3::dial(&format!("ws://{addr}/socket.io/?EIO=3&transport=websocket")).await;
+        Ws3::open_with(addr, "").await
+    }
+
+    /// Opens a websocket-only session with `extra` appended to the query.
+    pub async fn open_with(addr: SocketAddr, extra: &str) -> (Ws3, String) {
+        let mut ws = Ws3::dial(&format!("ws://{addr}/socket.io/?EIO=3&transport=websocket{extra}")).await;
         let open = ws.next().await;
         (ws, open)
     }
