@@ -554,6 +554,20 @@ async fn each_socketio_listener_speaks_only_its_engineio_version() {
 }
 
 #[tokio::test]
+async fn polling_from_another_origin_is_answered_as_engineio_1x_does() {
+    let srv = server().await;
+    let origin = "Origin: http://app.example:3000\r\n";
+    let (status, head) = eio::v3::http_head(srv.addr(0), "GET", "/socket.io/?EIO=3&transport=polling", origin).await;
+    assert_eq!(status, 200);
+    assert!(head.contains("access-control-allow-origin: http://app.example:3000"), "{head}");
+    assert!(head.contains("access-control-allow-credentials: true"), "{head}");
+    let (status, head) =
+        eio::v3::http_head(srv.addr(0), "OPTIONS", "/socket.io/?EIO=3&transport=polling", origin).await;
+    assert_eq!(status, 200, "the preflight is answered");
+    assert!(head.contains("access-control-allow-headers: content-type"), "{head}");
+}
+
+#[tokio::test]
 async fn the_client_api_and_socketio_bundle_come_from_the_app_or_flags() {
     let dir = common::temp_dir("easyrtc-files");
     let api = dir.join("node_modules/easyrtc/api");

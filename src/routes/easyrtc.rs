@@ -68,7 +68,7 @@ pub fn router(app: App, static_dir: Option<&Path>) -> Router {
     // socket.io 1.x servers do.
     let inner = super::ops::with_common(Router::new(), static_dir, app.clone())
         .layer(easyrtc_io::layer(app))
-        .layer(axum::middleware::from_fn(eio3_text::utf8_shim))
+        .layer(axum::middleware::from_fn(eio3_text::polling_shim))
         .layer(axum::middleware::from_fn(|req, next| socketio::only_eio("3", req, next)));
     Router::new()
         .route("/socket.io/socket.io.js", get(client_bundle))

@@ -11,10 +11,16 @@
 //! re-framed with its new length. Websocket frames carry plain text and
 //! are not touched; binary payloads (not used by the `easyrtc` dialect)
 //! pass through.
+//!
+//! It also answers cross-origin polling as engine.io 1.x does: the
+//! request's `Origin` is allowed, with credentials, and a preflight
+//! (`OPTIONS`) is answered directly. Whether that origin may connect at
+//! all is admission's decision (`--allowed-origin`), at the socket.io
+//! connect.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
-use axum::http::header;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -81,14 +87,34 @@ fn is_v3_polling(req: &Request) -> bool {
         && query.split('&').any(|kv| kv == "transport=polling")
 }
 
+/// Allows the request's origin, with credentials, as engine.io 1.x does.
+fn allow_origin(origin: Option<&HeaderValue>, res: &mut Response) {
+    let headers = res.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.cloned().unwrap_or(HeaderValue::from_static("*")));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+}
+
 /// The layer (see the module doc).
-pub async fn utf8_shim(req: Request, next: Next) -> Response {
+pub async fn polling_shim(req: Request, next: Next) -> Response {
     if !is_v3_polling(&req) {
         return next.run(req).await;
     }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    if req.method() == Method::OPTIONS {
+        let mut res = StatusCode::OK.into_response();
+        allow_origin(origin.as_ref(), &mut res);
+        res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Content-Type"));
+        return res;
+    }
+    let mut res = shim(req, next).await;
+    allow_origin(origin.as_ref(), &mut res);
+    res
+}
+
+async fn shim(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
+        return (StatusCode::PAYLOAD_TOO_LARGE, "payload too large").into_response();
     };
     let body = match std::str::from_utf8(&bytes).ok().and_then(undouble_payload) {
         Some(text) => Body::from(text),
@@ -99,7 +125,7 @@ pub async fn utf8_shim(req: Request, next: Next) -> Response {
     let res = next.run(req).await;
     let (mut parts, body) = res.into_parts();
     let Ok(bytes) = to_bytes(body, MAX_BODY).await else {
-        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "response too large").into_response();
+        return (StatusCode::INTERNAL_SERVER_ERROR, "response too large").into_response();
     };
     // Text payloads start with a length digit; binary ones with 0 or 1.
     let doubled = bytes

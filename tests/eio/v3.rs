@@ -247,3 +247,23 @@ impl Sock3 {
         }
     }
 }
+
+/// One HTTP/1.1 request with `extra` header lines (each ending in CRLF);
+/// the status and the response head (lower-cased).
+pub async fn http_head(addr: SocketAddr, method: &str, path: &str, extra: &str) -> (u16, String) {
+    let fut = async {
+        let mut tcp = TcpStream::connect(addr).await.expect("tcp connect");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: 0\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.expect("write request");
+        let mut raw = Vec::new();
+        tcp.read_to_end(&mut raw).await.expect("read response");
+        raw
+    };
+    let raw = tokio::time::timeout(WAIT, fut).await.expect("an HTTP response in time");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_ascii_lowercase();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
+    (status, head)
+}
