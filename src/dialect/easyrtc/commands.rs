@@ -40,11 +40,10 @@ impl Login {
             }
             "roomLeave" => {
                 let rooms = inner("roomLeave");
-                let login = &mut *self;
                 for room in &rooms {
-                    if login.profile.seats.iter().any(|s| &s.room == room) {
-                        login.profile.seats.retain(|s| &s.room != room);
-                        let _ = ctx.dispatch(Command::Leave { room: room_key(&login.app, room) });
+                    if self.profile.seats.iter().any(|s| &s.room == room) {
+                        self.profile.seats.retain(|s| &s.room != room);
+                        let _ = ctx.dispatch(Command::Leave { room: room_key(&self.app, room) });
                     }
                 }
                 let left = rooms
@@ -67,9 +66,8 @@ impl Login {
             }
             "setPresence" => {
                 let set = data.get("setPresence").cloned().unwrap_or(Value::Null);
-                let login = &mut *self;
-                login.profile.presence = presence_with(&login.profile.presence, &set);
-                let rooms: Vec<String> = login.profile.seats.iter().map(|s| s.room.clone()).collect();
+                self.profile.presence = presence_with(&self.profile.presence, &set);
+                let rooms: Vec<String> = self.profile.seats.iter().map(|s| s.room.clone()).collect();
                 for room in &rooms {
                     if let Err(e) = self.join(room, ctx, env) {
                         tracing::info!(error = %e, "easyrtc: presence not shown");
@@ -82,8 +80,7 @@ impl Login {
                 let room = set.get("roomName").and_then(Value::as_str).unwrap_or("").to_string();
                 let field =
                     set.get("field").filter(|f| !is_empty(f)).and_then(|f| RawValue::from_string(f.to_string()).ok());
-                let login = &mut *self;
-                let Some(seat) = login.profile.seats.iter_mut().find(|s| s.room == room) else {
+                let Some(seat) = self.profile.seats.iter_mut().find(|s| s.room == room) else {
                     return Answer::error(code::MSG_REJECT_BAD_ROOM, env);
                 };
                 seat.api_field = field;
@@ -112,15 +109,14 @@ impl Login {
     }
 
     fn relay_cmd(&self, msg_type: &str, fields: &Fields<'_>, ctx: &mut Ctx<'_>, env: &Env<'_>) -> Answer {
-        let login = self;
         let target = fields.get("targetEasyrtcid").and_then(|r| wire::as_str(r)).unwrap_or_default();
-        let mut relayed = format!(r#"{{"senderEasyrtcid":{}"#, json_str(&login.profile.easyrtcid));
+        let mut relayed = format!(r#"{{"senderEasyrtcid":{}"#, json_str(&self.profile.easyrtcid));
         if let Some(data) = fields.get("msgData") {
             relayed.push_str(&format!(r#","msgData":{}"#, data.get()));
         }
         relayed.push('}');
         let Ok(payload) = Payload::parse(&relayed) else { return Answer::error(code::MSG_REJECT_GEN_FAIL, env) };
-        let to = Target::Name(hub_name(&login.app, &target));
+        let to = Target::Name(hub_name(&self.app, &target));
         match ctx.dispatch(Command::Signal {
             to,
             kind: Name::from(msg_type),
