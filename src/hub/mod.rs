@@ -137,6 +137,11 @@ fn unqueue(total: &mut usize, away: Away) -> VecDeque<Event> {
 /// cannot name a room so (names are checked by each dialect).
 pub const INTERNAL: char = '\u{0}';
 
+/// Names that start with this are ids a dialect assigned (EasyRTC's
+/// easyrtcids), not claims of the client: an access token's name rule does
+/// not apply to them.
+pub const ASSIGNED: &str = "\u{0}assigned/";
+
 /// The routing state of one server process.
 #[derive(Debug, Default)]
 pub struct Hub {

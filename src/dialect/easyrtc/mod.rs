@@ -9,7 +9,8 @@
 //! and sends the ack and emits it returns.
 //!
 //! Where the state lives: a client's id is a hub name (internal, one per
-//! application: `\0easyrtc/<app>/<id>`), so a signal to an id is routed by
+//! application: `\0assigned/easyrtc/<app>/<id>`, exempt from an access
+//! token's name rule), so a signal to an id is routed by
 //! the hub; its rooms are hub rooms named `<app>/<room>`, so every
 //! application has its own `default`; what others see of it (presence,
 //! username, join times, per-room `apiField`) is its hub room profile
@@ -30,7 +31,7 @@ use self::check::{code, is_object, value};
 use self::roster::{Profile, Seat};
 use super::Ctx;
 use super::wire::{self, json_str};
-use crate::hub::{Command, Event, HubError, INTERNAL, Name, Payload};
+use crate::hub::{ASSIGNED, Command, Event, HubError, Name, Payload};
 use crate::ice::IceConfig;
 
 /// Event names, verbatim.
@@ -126,7 +127,7 @@ pub struct Session {
 
 /// The hub name of client `id` of application `app`.
 pub fn hub_name(app: &str, id: &str) -> Name {
-    Name::from(format!("{INTERNAL}easyrtc/{app}/{id}"))
+    Name::from(format!("{ASSIGNED}easyrtc/{app}/{id}"))
 }
 
 fn room_key(app: &str, room: &str) -> Name {
