@@ -4,8 +4,8 @@
 //! socket.io 1.x client (served at /socket.io/socket.io.js), both from
 //! node_modules. They log in, see each other in the room list, exchange
 //! instant messages through the server, and make a video call with frames
-//! both ways. Then EasyRTC's own instant-messaging and data-channel demo
-//! pages, unchanged.
+//! both ways. Then EasyRTC's own instant-messaging, data-channel and
+//! instant-messaging-rooms demo pages, unchanged.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,7 +90,7 @@ async function openDemo(server, page) {
 
 const idOf = (tab) => tab.evaluate(() => document.getElementById('iam').textContent.replace('I am ', '').trim());
 
-test('EasyRTC\'s own instant-messaging and data-channel demo pages, unchanged', async () => {
+test('EasyRTC\'s own instant-messaging, data-channel and rooms demo pages, unchanged', async () => {
   const server = await startServer(['--dialect', 'easyrtc', '--static', EASYRTC, ...FILES]);
   try {
     // Instant messages through the server.
@@ -119,6 +119,31 @@ test('EasyRTC\'s own instant-messaging and data-channel demo pages, unchanged', 
     await screenshot(b, 'easyrtc-4-demo-data-channel');
     await a.close();
     await b.close();
+
+    // Rooms: log in with a username, join a room from the room list
+    // (getRoomList, roomJoin), see each other in it, write to the room.
+    const roomsTab = async (name) => {
+      const tab = await env.browser.newPage();
+      await tab.goto(`${server.url}/demos/demo_instant_messaging_rooms.html`);
+      await tab.fill('#userNameField', name);
+      await tab.click('#connectButton');
+      await tab.waitForSelector('#roomblock_default', { state: 'attached', timeout: 15000 });
+      return tab;
+    };
+    const ann = await roomsTab('ann');
+    const bob = await roomsTab('bob');
+    await ann.click('#quickJoinBlock button:has-text("Join room1(0)")');
+    await ann.waitForSelector('#roomOccupant_room1', { state: 'attached', timeout: 10000 });
+    await bob.click('button:has-text("Refresh")');
+    await bob.click('#quickJoinBlock button:has-text("Join room1(1)")', { timeout: 10000 });
+    await ann.waitForFunction(() => document.getElementById('roomOccupant_room1').textContent.includes('bob'), null, { timeout: 10000 });
+    await bob.waitForFunction(() => document.getElementById('roomOccupant_room1').textContent.includes('ann'), null, { timeout: 10000 });
+    await ann.fill('#sendMessageText', 'to room1');
+    await ann.click('#roomblock_room1 > button');
+    await bob.waitForFunction(() => /room=room1:\s*to room1/.test(document.getElementById('conversation').textContent), null, { timeout: 10000 });
+    await screenshot(bob, 'easyrtc-5-demo-rooms');
+    await ann.close();
+    await bob.close();
   } finally {
     await server.stop();
   }
