@@ -355,7 +355,7 @@ async fn a_bad_login_gets_the_documented_error_then_a_disconnect() {
 }
 
 #[tokio::test]
-async fn commands_before_login_or_without_ack_are_ignored() {
+async fn commands_before_login_or_without_ack_are_ignored_and_a_second_login_is_refused() {
     let srv = server().await;
     let (mut w, _) = Ws3::open(srv.addr(0)).await;
     assert_eq!(w.next().await, "40");
@@ -370,6 +370,16 @@ async fn commands_before_login_or_without_ack_are_ignored() {
         w.next().await,
         r#"434[{"msgType":"roomList","msgData":{"roomList":{"default":{"roomName":"default","numberClients":1}}}}]"#
     );
+    // A second login on the same socket is refused, and the socket dropped.
+    w.send(&format!(r#"425["easyrtcAuth",{}]"#, auth("app", ""))).await;
+    assert_eq!(
+        zero(&w.next().await, "serverTime"),
+        format!(
+            "435[{}]",
+            error("LOGIN_APP_AUTH_FAIL", "Authentication for application failed. Socket will be disconnected.")
+        )
+    );
+    assert_eq!(w.next().await, "41");
 }
 
 #[tokio::test]
