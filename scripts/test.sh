@@ -21,7 +21,8 @@ apt_install() { # package...
 }
 
 apt_install chromium coturn redis-server # coturn: tests/turn.rs; redis-server: tests/cluster*.rs
-if [[ -f tests/browser/package.json && ! -d tests/browser/node_modules/playwright-core ]]; then
+if [[ -f tests/browser/package.json ]] \
+    && [[ ! -d tests/browser/node_modules/playwright-core || ! -d tests/browser/node_modules/easyrtc ]]; then
     log "installing npm packages for the browser tests"
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi

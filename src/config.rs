@@ -176,6 +176,16 @@ pub struct ServeArgs {
     /// the current directory.
     #[arg(long, env = "SWITCHBOARD_SOCKETIO_CLIENT", value_name = "FILE")]
     pub socketio_client: Option<PathBuf>,
+    /// socket.io 1.x client bundle served at /socket.io/socket.io.js
+    /// (`easyrtc`); by default node_modules/socket.io-client (1.x) is
+    /// searched in --static and the current directory.
+    #[arg(long, env = "SWITCHBOARD_SOCKETIO1_CLIENT", value_name = "FILE")]
+    pub socketio1_client: Option<PathBuf>,
+    /// Folder of EasyRTC's browser API (`api/` of the npm package `easyrtc`),
+    /// served at /easyrtc/ (`easyrtc`); by default node_modules/easyrtc/api
+    /// is searched in --static and the current directory.
+    #[arg(long, env = "SWITCHBOARD_EASYRTC_API", value_name = "DIR")]
+    pub easyrtc_api: Option<PathBuf>,
     /// Seconds to wait for connections to close on shutdown [default: 5].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_DEADLINE", value_name = "SECS")]
     pub shutdown_deadline: Option<u64>,
@@ -367,6 +377,8 @@ pub struct FileConfig {
     slow_after: Option<u64>,
     shutdown_deadline: Option<u64>,
     socketio_client: Option<PathBuf>,
+    socketio1_client: Option<PathBuf>,
+    easyrtc_api: Option<PathBuf>,
     /// HS256 secret of access tokens (`--auth-secret`).
     auth_secret: Option<Secret>,
     /// Public key file of access tokens (`--auth-public-key`).
@@ -530,6 +542,10 @@ pub struct Config {
     pub peerjs: PeerjsConfig,
     /// socket.io client bundle to serve (`offers`), if given.
     pub socketio_client: Option<PathBuf>,
+    /// socket.io 1.x client bundle to serve (`easyrtc`), if given.
+    pub socketio1_client: Option<PathBuf>,
+    /// EasyRTC's browser API folder to serve at /easyrtc/, if given.
+    pub easyrtc_api: Option<PathBuf>,
     /// Checks access tokens; `None`: authentication is off.
     pub auth: Option<Verifier>,
     /// Bearer token `/metrics` requires, if set.
@@ -581,6 +597,8 @@ impl Default for Config {
             shutdown_deadline: Duration::from_secs(5),
             peerjs: PeerjsConfig::default(),
             socketio_client: None,
+            socketio1_client: None,
+            easyrtc_api: None,
             auth: None,
             metrics_token: None,
             cluster: None,
@@ -675,6 +693,8 @@ impl Config {
             shutdown_deadline: secs(args.shutdown_deadline, file.shutdown_deadline, d.shutdown_deadline),
             peerjs: PeerjsConfig::from_args(&args.peerjs, &file.peerjs)?,
             socketio_client: args.socketio_client.clone().or(file.socketio_client.clone()),
+            socketio1_client: args.socketio1_client.clone().or(file.socketio1_client.clone()),
+            easyrtc_api: args.easyrtc_api.clone().or(file.easyrtc_api.clone()),
             auth: auth_verifier(args, &file)?,
             metrics_token: args.metrics_token.clone().or(file.metrics_token.clone()),
             cluster: match args.redis.clone().or(file.redis.clone()) {
@@ -736,6 +756,22 @@ impl Config {
             bail!(
                 "--socketio-client {}: no such file; give the path of socket.io.js from the npm package socket.io-client (node_modules/socket.io-client/dist/socket.io.js)",
                 file.display()
+            );
+        }
+        if let Some(file) = &self.socketio1_client
+            && !file.is_file()
+        {
+            bail!(
+                "--socketio1-client {}: no such file; give the path of socket.io.js from the npm package socket.io-client 1.x (node_modules/socket.io-client/socket.io.js)",
+                file.display()
+            );
+        }
+        if let Some(dir) = &self.easyrtc_api
+            && !dir.join("easyrtc.js").is_file()
+        {
+            bail!(
+                "--easyrtc-api {}: no easyrtc.js there; give the api folder of the npm package easyrtc (node_modules/easyrtc/api)",
+                dir.display()
             );
         }
         Ok(())

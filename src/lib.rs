@@ -24,7 +24,8 @@
 //!   grant, which the hub enforces on every name and room claim.
 //! - [`transport`]: sockets: the WebSocket upgrade and connection loop with
 //!   the limits every dialect shares; socket.io (via socketioxide) for the
-//!   `offers` dialect; TLS. Moves frames, enforces limits, no protocol.
+//!   `offers` dialect (socket.io 4) and the `easyrtc` dialect (socket.io
+//!   1.x, Engine.IO 3); TLS. Moves frames, enforces limits, no protocol.
 //! - [`routes`]: map URLs to dialects (through admission), plus the
 //!   operational routes (`/healthz`, `/metrics`, `--static`).
 //! - [`app`]: what every route of a listener can reach; [`server`]:

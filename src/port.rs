@@ -69,6 +69,10 @@ pub trait HubPort: Send + Sync {
     /// Members of a room of `space`, in join order.
     fn members(&self, space: SpaceId, room: &str) -> Vec<PeerInfo>;
 
+    /// Non-empty rooms of `space` whose names start with `prefix`, with
+    /// their member counts, sorted by name (a dialect's room list).
+    fn rooms(&self, space: SpaceId, prefix: &str) -> Vec<(Name, usize)>;
+
     /// Every name held in `space`: peers in connect order, each peer's names
     /// in claim order.
     fn names(&self, space: SpaceId) -> Vec<Name>;

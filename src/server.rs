@@ -186,11 +186,16 @@ fn router_for(l: &ListenerConfig, app: App) -> Router {
         DialectKind::Matchbox => (routes::matchbox::routes(app.clone()), static_dir),
         // socket.io must wrap everything, static files included.
         DialectKind::Offers => return routes::offers::router(app, static_dir),
+        DialectKind::Easyrtc => return routes::easyrtc::router(app, static_dir),
     };
     let router = routes::ops::with_common(routes, static_dir, app.clone());
     match l.dialect {
         // (`offers` returned above: its socket.io layer wraps everything.)
-        DialectKind::Native | DialectKind::Flutter | DialectKind::Peerjs | DialectKind::Offers => router,
+        DialectKind::Native
+        | DialectKind::Flutter
+        | DialectKind::Peerjs
+        | DialectKind::Offers
+        | DialectKind::Easyrtc => router,
         // Wraps the ops routes and static files too: every path upgrades.
         DialectKind::Basic => routes::basic::upgrade_any_path(router, app),
         DialectKind::One2one => routes::one2one::refuse_other_upgrades(router),

@@ -51,6 +51,7 @@ async fn example_config_serves_every_demo_system() {
     assert!(addrs["offers"].1, "offers is served over HTTPS");
     assert!(addrs["flutter"].1, "flutter is served over WSS");
     assert!(!addrs["matchbox"].1, "matchbox is plain, as the original");
+    assert!(!addrs["easyrtc"].1, "easyrtc is plain, as the original");
 
     let mut basic = Client::connect(&format!("ws://{}/", addrs["basic"].0)).await;
     basic.send_text(r#"{"type":"login","name":"alice"}"#).await;
@@ -88,6 +89,14 @@ async fn example_config_serves_every_demo_system() {
 
     let mut matchbox = Client::connect(&format!("ws://{}/game?next=2", addrs["matchbox"].0)).await;
     assert!(matchbox.recv_text().await.starts_with(r#"{"IdAssigned":""#));
+    let mut tcp = TcpStream::connect(addrs["easyrtc"].0).await.unwrap();
+    tcp.write_all(b"GET /socket.io/?EIO=3&transport=polling HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    let _ = tcp.read_to_string(&mut response).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#":0{"sid":""#), "Engine.IO v3 open packet: {response}");
 
     drop(bin);
     let _ = std::fs::remove_dir_all(dir);

@@ -6,6 +6,7 @@
 //! [`Ctx::out`]. Routing belongs to the hub; dialects only translate.
 
 pub mod basic;
+pub mod easyrtc;
 pub mod flutter;
 pub mod matchbox;
 pub mod native;
@@ -14,6 +15,8 @@ pub mod one2one;
 pub mod peerjs;
 pub mod wire;
 
+#[cfg(test)]
+mod fuzz_easyrtc;
 #[cfg(test)]
 mod fuzz_input;
 #[cfg(test)]
@@ -128,6 +131,8 @@ pub enum DialectKind {
     Offers,
     /// `matchbox_socket` games (bevy/ggrs): WebSocket at `/{room}[?next=N]`.
     Matchbox,
+    /// The EasyRTC 1.1 server protocol, socket.io 1.x (docs/dialects/easyrtc.md).
+    Easyrtc,
 }
 
 impl DialectKind {
@@ -146,6 +151,8 @@ impl DialectKind {
             DialectKind::Offers => true,
             // `matchbox_server` serves plain ws:// (TLS is left to a proxy).
             DialectKind::Matchbox => false,
+            // EasyRTC's example server is plain HTTP.
+            DialectKind::Easyrtc => false,
         }
     }
 
@@ -159,6 +166,7 @@ impl DialectKind {
             DialectKind::One2one => "one2one",
             DialectKind::Offers => "offers",
             DialectKind::Matchbox => "matchbox",
+            DialectKind::Easyrtc => "easyrtc",
         }
     }
 
@@ -175,6 +183,8 @@ impl DialectKind {
             DialectKind::Offers => 8181,
             // `matchbox_server`'s default (`0.0.0.0:3536`).
             DialectKind::Matchbox => 3536,
+            // EasyRTC's example server (`server_example`, the demo system).
+            DialectKind::Easyrtc => 8080,
         };
         std::net::SocketAddr::from(([127, 0, 0, 1], port))
     }

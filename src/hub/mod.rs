@@ -142,6 +142,11 @@ fn unqueue(total: &mut usize, away: Away) -> VecDeque<Event> {
 /// cannot name a room so (names are checked by each dialect).
 pub const INTERNAL: char = '\u{0}';
 
+/// Names that start with this are ids a dialect assigned (EasyRTC's
+/// easyrtcids), not claims of the client: an access token's name rule does
+/// not apply to them.
+pub const ASSIGNED: &str = "\u{0}assigned/";
+
 /// The routing state of one server process.
 #[derive(Debug, Default)]
 pub struct Hub {
@@ -264,6 +269,19 @@ impl Hub {
             .get(&(space, Name::from(room)))
             .map(|m| m.iter().map(|id| self.info(*id)).collect())
             .unwrap_or_default()
+    }
+
+    /// Non-empty rooms of `space` whose names start with `prefix`, with
+    /// their member counts, sorted by name.
+    pub fn rooms_under(&self, space: SpaceId, prefix: &str) -> Vec<(Name, usize)> {
+        let mut out: Vec<(Name, usize)> = self
+            .rooms
+            .iter()
+            .filter(|((s, name), members)| *s == space && name.starts_with(prefix) && !members.is_empty())
+            .map(|((_, name), members)| (name.clone(), members.len()))
+            .collect();
+        out.sort();
+        out
     }
 
     /// The call the peer is in, if any.

@@ -176,9 +176,10 @@ pub enum Rooms {
 }
 
 impl Grant {
-    /// Whether the peer may claim `name`.
+    /// Whether the peer may claim `name`. Ids a dialect assigned
+    /// ([`ASSIGNED`](super::ASSIGNED)) are not claims.
     pub fn allows_name(&self, name: &str) -> bool {
-        *self.name == *name
+        name.starts_with(super::ASSIGNED) || *self.name == *name
     }
 
     /// Whether the peer may join `room`. A dialect's own bookkeeping rooms

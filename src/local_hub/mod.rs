@@ -642,6 +642,10 @@ impl HubPort for LocalHub {
         self.lock().hub.members(space, room)
     }
 
+    fn rooms(&self, space: SpaceId, prefix: &str) -> Vec<(Name, usize)> {
+        self.lock().hub.rooms_under(space, prefix)
+    }
+
     fn names(&self, space: SpaceId) -> Vec<Name> {
         self.lock().hub.names_in(space)
     }

@@ -4,6 +4,8 @@
 //! socket to [`run_connection`] with the dialect's state machine.
 
 pub mod basic;
+pub mod bundle;
+pub mod easyrtc;
 pub mod flutter;
 pub mod ice;
 pub mod matchbox;

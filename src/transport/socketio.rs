@@ -147,7 +147,7 @@ impl FromMessageParts<LocalAdapter> for Handled {
 /// The first argument of an event packet's array (`["name", arg, ...]`),
 /// as raw JSON text. (socketioxide's `Data` cannot yield raw JSON: it would
 /// hand back the whole array.)
-fn first_arg(packet: &str) -> Option<Box<RawValue>> {
+pub(crate) fn first_arg(packet: &str) -> Option<Box<RawValue>> {
     let items: Vec<&RawValue> = serde_json::from_str(packet).ok()?;
     items.get(1).map(|raw| (*raw).to_owned())
 }
@@ -313,15 +313,34 @@ fn cleanup(shared: &Shared, user: Option<&Name>, mut att: Attachment) {
 }
 
 /// A hub event for this socket, emitted as the dialect translates it.
-/// socketioxide holds at most [`SOCKET_BUFFER`] packets for a socket; when
-/// they are all waiting, this waits for the client to read (as a WebSocket
-/// connection waits for its socket) instead of dropping the event. False
-/// when the buffer has stayed full for `slow_after` (`stalled`, kept across
-/// events, says since when).
 async fn emit(s: &SocketRef, ev: Event, stalled: &mut Option<Instant>, slow_after: Duration) -> bool {
     let Some((kind, payload)) = offers::emit_of(ev) else { return true };
+    emit_waiting(s, &kind, &payload, false, stalled, slow_after).await
+}
+
+/// Emits `event` with `payload` (with an ack id if `with_ack`; the answer
+/// is not awaited). socketioxide holds at most a bounded number of packets
+/// for a socket; when they are all waiting, this waits for the client to
+/// read (as a WebSocket connection waits for its socket) instead of dropping
+/// the event. False when the buffer has stayed full for `slow_after`
+/// (`stalled`, kept across events, says since when).
+pub(crate) async fn emit_waiting<T: serde::Serialize + ?Sized>(
+    s: &SocketRef,
+    event: &str,
+    payload: &T,
+    with_ack: bool,
+    stalled: &mut Option<Instant>,
+    slow_after: Duration,
+) -> bool {
     loop {
-        match s.emit(&*kind, &payload) {
+        let sent = if with_ack {
+            // The client's answer is not needed: dropping the stream leaves
+            // an entry socketioxide sweeps once it is answered or abandoned.
+            s.emit_with_ack::<_, serde_json::Value>(event, payload).map(drop)
+        } else {
+            s.emit(event, payload)
+        };
+        match sent {
             Ok(()) => {
                 *stalled = None;
                 return true;
@@ -334,11 +353,34 @@ async fn emit(s: &SocketRef, ev: Event, stalled: &mut Option<Instant>, slow_afte
                 tokio::time::sleep(BUFFER_RETRY).await;
             }
             Err(e) => {
-                debug!(error = %e, kind = &*kind, "emit failed");
+                debug!(error = %e, event, "emit failed");
                 return true;
             }
         }
     }
+}
+
+/// Refuses Engine.IO handshakes of another protocol version than `eio`
+/// ("3" or "4") with Engine.IO's own error (socketioxide serves both; each
+/// original server spoke one).
+pub(crate) async fn only_eio(
+    eio: &'static str,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wrong = req.uri().path().starts_with("/socket.io/")
+        && req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("EIO=")))
+            .is_some_and(|v| v != eio);
+    if wrong {
+        let body = r#"{"code":5,"message":"Unsupported protocol version"}"#;
+        return (StatusCode::BAD_REQUEST, [(axum::http::header::CONTENT_TYPE, "application/json")], body)
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// The socket an event came from, and its acknowledgement callback.

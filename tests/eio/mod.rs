@@ -1,8 +1,11 @@
-//! Raw Engine.IO v4 / socket.io v5-protocol clients for transcript tests:
+//! Raw Engine.IO v4 / socket.io v5-protocol clients (v3 / socket.io
+//! protocol 4 in [`v3`]) for transcript tests:
 //! long-polling over hand-written HTTP/1.1 (so batching is visible) and
 //! websocket over tokio-tungstenite. Engine.IO pings (`2`) are answered and
 //! skipped; everything else is returned as the exact packet text.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod v3;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
