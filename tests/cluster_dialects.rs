@@ -473,6 +473,47 @@ async fn flutter_peer_list_and_relay_span_nodes() {
     alice.expect_silence(QUIET).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flutter_a_duplicate_id_on_another_node_is_listed_and_the_earliest_holder_gets_the_messages() {
+    let redis = Redis::start();
+    let (n1, n2) = two(&redis, "flutter-dup", DialectKind::Flutter, |_| {}).await;
+    let mut alice = Client::connect(&n1.ws_url("/ws")).await;
+    alice.send_text(ALICE_NEW).await;
+    assert_eq!(alice.recv_text().await, peers(&[ALICE]));
+    settle(&[&n1, &n2], 1.0).await;
+    // The same id again, on node 2: both are listed, as on one node.
+    let phone_new = r#"{"type":"new","data":{"device_name":"Phone","id":"42","username":"alice"}}"#;
+    let phone = r#"{"id":"42","device_name":"Phone","username":"alice"}"#;
+    let mut alice2 = Client::connect(&n2.ws_url("/ws")).await;
+    alice2.send_text(phone_new).await;
+    assert_eq!(alice2.recv_text().await, peers(&[ALICE, phone]));
+    assert_eq!(alice.recv_text().await, peers(&[ALICE, phone]));
+    settle(&[&n1, &n2], 2.0).await;
+    let mut bob = Client::connect(&n2.ws_url("/ws")).await;
+    bob.send_text(BOB_NEW).await;
+    let all = peers(&[ALICE, phone, BOB]);
+    for c in [&mut bob, &mut alice, &mut alice2] {
+        assert_eq!(c.recv_text().await, all);
+    }
+    settle(&[&n1, &n2], 3.0).await;
+
+    // Bob (node 2) writes to 42: the earliest holder gets it, on node 1,
+    // not the later one beside him.
+    let offer = r#"{"type":"offer","data":{"to":"42","id":"43","session_id":"43-42"}}"#;
+    bob.send_text(offer).await;
+    assert_eq!(alice.recv_text().await, offer);
+    alice2.expect_silence(QUIET).await;
+    // Once it leaves, 42 is the one on node 2.
+    alice.close().await;
+    let left = peers(&[phone, BOB]);
+    assert_eq!(bob.recv_text().await, left);
+    assert_eq!(alice2.recv_text().await, left);
+    settle(&[&n1, &n2], 2.0).await;
+    bob.send_text(offer).await;
+    assert_eq!(alice2.recv_text().await, offer);
+    bob.expect_silence(QUIET).await;
+}
+
 // ---------------------------------------------------------------- basic
 
 async fn basic_login(s: &TestServer, name: &str) -> Client {
