@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use switchboard::Config;
 use switchboard::config::ClusterConfig;
 use switchboard::dialect::DialectKind;
+use switchboard::hub::{Hub, SpaceId};
 
 const QUIET: Duration = Duration::from_millis(300);
 
@@ -60,6 +61,38 @@ async fn settle(nodes: &[&TestServer], n: f64) {
     }
 }
 
+/// Waits until the hub of every node in `nodes` satisfies `ok` (about the
+/// space of its first listener). [`settle`] counts a peer as soon as it
+/// connects; what it does next (claims, joins) comes in later items.
+async fn until_hub(nodes: &[&TestServer], what: &str, ok: impl Fn(&Hub, SpaceId) -> bool) {
+    for s in nodes {
+        let (hub, space) = (&s.running.hub, s.running.spaces[0]);
+        tokio::time::timeout(WAIT, async {
+            while !hub.read(|h| ok(h, space)) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("node {} never saw {what}", s.addr(0)));
+    }
+}
+
+/// Waits until every node has replayed a claim of `name`: a signal routed
+/// by that name on any of them finds its holder.
+async fn until_named(nodes: &[&TestServer], name: &str) {
+    until_hub(nodes, &format!("{name} claimed"), |h, space| h.lookup(space, name).is_some()).await;
+}
+
+/// Waits until every node counts `n` members in `room`.
+async fn until_members(nodes: &[&TestServer], room: &str, n: usize) {
+    until_hub(nodes, &format!("{n} in {room:?}"), |h, space| h.members(space, room).len() == n).await;
+}
+
+/// The hub room of native's lobby (presence), as `dialect::native` names it.
+const LOBBY: &str = "\u{0}lobby";
+/// The hub room of flutter's peers list, as `dialect::flutter` names it.
+const FLUTTER_PEERS: &str = "\u{0}flutter-peers";
+
 // ---------------------------------------------------------------- native
 
 /// Connects to `/ws` of `s` and takes `name`: the client, its id and the
@@ -82,7 +115,7 @@ async fn native_lobby_presence_and_rooms_span_nodes() {
     let (n1, n2, n3) = (&all[0], &all[1], &all[2]);
     let (mut alice, alice_id, ok) = native_named(n1, "alice").await;
     assert_eq!(ok, json!({"type": "ok", "ref": "n", "name": "alice", "peers": []}));
-    settle(&[n1, n2, n3], 1.0).await;
+    until_members(&[n2, n3], LOBBY, 1).await;
 
     // Bob on node 2 sees alice (node 1) online in his reply; she is told.
     let (mut bob, bob_id, ok) = native_named(n2, "bob").await;
@@ -109,8 +142,8 @@ async fn native_lobby_presence_and_rooms_span_nodes() {
     let (mut carol, carol_id, _) = native_named(n3, "carol").await;
     assert_eq!(alice.recv().await, json!({"type": "online", "peer": peer(&carol_id, "carol")}));
     assert_eq!(bob.recv().await, json!({"type": "online", "peer": peer(&carol_id, "carol")}));
-    settle(&[n1, n2, n3], 3.0).await;
     // Bob joined on node 2: node 3 must know that before carol joins there.
+    until_members(&[n3], "den", 2).await;
     carol.send(&json!({"type": "join", "room": "den", "ref": "j"})).await;
     let members = json!([peer(&alice_id, "alice"), peer(&bob_id, "bob")]);
     assert_eq!(carol.recv().await, json!({"type": "ok", "ref": "j", "room": "den", "members": members}));
@@ -204,7 +237,7 @@ async fn native_a_name_held_on_one_node_is_refused_on_the_other_until_released()
     settle(&[&n1, &n2], 1.0).await;
     let ok = claim_until_granted(&mut other, "dora").await;
     assert_eq!(ok, json!({"type": "ok", "ref": "n", "name": "dora", "peers": []}));
-    settle(&[&n1, &n2], 1.0).await;
+    until_named(&[&n1, &n2], "dora").await;
     // Now held on node 2: refused on node 1.
     let (mut late, late_id) = n1.client().await;
     assert_ne!(late_id["id"], json!(dora_id));
@@ -362,9 +395,9 @@ async fn one2one_a_whole_call_between_nodes() {
     let redis = Redis::start();
     let (n1, n2) = two(&redis, "one2one", DialectKind::One2one, |_| {}).await;
     let mut callee = one2one_register(&n1, "user2").await;
-    settle(&[&n1, &n2], 1.0).await;
     let mut caller = one2one_register(&n2, "user1").await;
-    settle(&[&n1, &n2], 2.0).await;
+    until_named(&[&n1, &n2], "user1").await;
+    until_named(&[&n1, &n2], "user2").await;
 
     // Names registered on either node are taken on both, and listed by both.
     for n in [&n1, &n2] {
@@ -411,7 +444,7 @@ async fn one2one_a_call_to_a_name_nobody_holds_is_rejected_on_either_node() {
     let redis = Redis::start();
     let (n1, n2) = two(&redis, "one2one-unknown", DialectKind::One2one, |_| {}).await;
     let mut a = one2one_register(&n1, "user1").await;
-    settle(&[&n1, &n2], 1.0).await;
+    until_named(&[&n2], "user1").await;
     // A call made on node 2 in the name of user1 (node 1): the rejection
     // reaches user1 on node 1, as the original sends it to `from`.
     let mut b = Client::connect(&n2.ws_url("/call")).await;
@@ -440,7 +473,7 @@ async fn flutter_peer_list_and_relay_span_nodes() {
     let mut alice = Client::connect(&n1.ws_url("/ws")).await;
     alice.send_text(ALICE_NEW).await;
     assert_eq!(alice.recv_text().await, peers(&[ALICE]));
-    settle(&[&n1, &n2], 1.0).await;
+    until_members(&[&n2], FLUTTER_PEERS, 1).await;
     let mut bob = Client::connect(&n2.ws_url("/ws")).await;
     bob.send_text(BOB_NEW).await;
     assert_eq!(bob.recv_text().await, peers(&[ALICE, BOB]));
@@ -480,7 +513,7 @@ async fn flutter_a_duplicate_id_on_another_node_is_listed_and_the_earliest_holde
     let mut alice = Client::connect(&n1.ws_url("/ws")).await;
     alice.send_text(ALICE_NEW).await;
     assert_eq!(alice.recv_text().await, peers(&[ALICE]));
-    settle(&[&n1, &n2], 1.0).await;
+    until_members(&[&n2], FLUTTER_PEERS, 1).await;
     // The same id again, on node 2: both are listed, as on one node.
     let phone_new = r#"{"type":"new","data":{"device_name":"Phone","id":"42","username":"alice"}}"#;
     let phone = r#"{"id":"42","device_name":"Phone","username":"alice"}"#;
@@ -528,9 +561,9 @@ async fn basic_offer_answer_candidates_and_leave_between_nodes() {
     let redis = Redis::start();
     let (n1, n2) = two(&redis, "basic", DialectKind::Basic, |_| {}).await;
     let mut a = basic_login(&n1, "alice").await;
-    settle(&[&n1, &n2], 1.0).await;
     let mut b = basic_login(&n2, "bob").await;
-    settle(&[&n1, &n2], 2.0).await;
+    until_named(&[&n1, &n2], "alice").await;
+    until_named(&[&n1, &n2], "bob").await;
     // Taken on the other node too.
     let mut dup = Client::connect(&n2.ws_url("/")).await;
     dup.send_text(r#"{"type":"login","name":"alice"}"#).await;
