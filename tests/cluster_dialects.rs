@@ -645,6 +645,39 @@ async fn matchbox_one_room_split_across_nodes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matchbox_next_2_pairs_span_nodes_and_never_meet_later_ones() {
+    let redis = Redis::start();
+    let (n1, n2) = two(&redis, "matchbox-next", DialectKind::Matchbox, |_| {}).await;
+    let open = switchboard::dialect::matchbox::open_room("game", 2);
+    let (mut a, a_id) = matchbox_join(&n1, "/game?next=2").await;
+    until_members(&[&n2], &open, 1).await;
+    // b on node 2 completes a's pair: a hears of b, b of nobody.
+    let (mut b, b_id) = matchbox_join(&n2, "/game?next=2").await;
+    expect(&mut a, &format!(r#"{{"NewPeer":"{b_id}"}}"#)).await;
+    // The pair is sealed on both nodes: the next two form a pair of their own.
+    until_members(&[&n1, &n2], &open, 0).await;
+    let (mut c, c_id) = matchbox_join(&n1, "/game?next=2").await;
+    until_members(&[&n2], &open, 1).await;
+    let (mut d, d_id) = matchbox_join(&n2, "/game?next=2").await;
+    expect(&mut c, &format!(r#"{{"NewPeer":"{d_id}"}}"#)).await;
+    for client in [&mut a, &mut b, &mut c, &mut d] {
+        client.expect_silence(QUIET).await;
+    }
+    // Within a pair, signals cross nodes; across pairs they do not.
+    a.send_text(&format!(r#"{{"Signal":{{"receiver":"{b_id}","data":{MB_OFFER}}}}}"#)).await;
+    expect(&mut b, &format!(r#"{{"Signal":{{"sender":"{a_id}","data":{MB_OFFER}}}}}"#)).await;
+    d.send_text(&format!(r#"{{"Signal":{{"receiver":"{c_id}","data":{MB_ANSWER}}}}}"#)).await;
+    expect(&mut c, &format!(r#"{{"Signal":{{"sender":"{d_id}","data":{MB_ANSWER}}}}}"#)).await;
+    a.send_text(&format!(r#"{{"Signal":{{"receiver":"{d_id}","data":{MB_OFFER}}}}}"#)).await;
+    d.expect_silence(QUIET).await;
+    // A leaver is reported to its own pair only.
+    b.drop_abruptly().await;
+    expect(&mut a, &format!(r#"{{"PeerLeft":"{b_id}"}}"#)).await;
+    c.expect_silence(QUIET).await;
+    d.expect_silence(QUIET).await;
+}
+
 // ---------------------------------------------------------------- offers
 
 /// The offers dialect's board of offers (and socket.io's `broadcast.emit`
