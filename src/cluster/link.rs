@@ -156,13 +156,14 @@ pub async fn join(config: &ClusterConfig, hub: LocalHub, stop: CancellationToken
     sub.subscribe(&[keys.to(Dest::Node(node)), keys.to(Dest::All)])
         .await
         .context("subscribing to the node's channel")?;
-    hub.set_registry(Arc::new(Registry { node, keys: keys.clone(), cmd: cmd.clone() }));
+    let claimed = Claimed::default();
+    hub.set_registry(Arc::new(Registry { node, keys: keys.clone(), cmd: cmd.clone(), claimed: claimed.clone() }));
     let link = Link { node, cluster: keys.0.clone(), cmd: cmd.clone(), hub: hub.clone(), stop: stop.clone() };
     let beat = config.node_timeout / 5;
     let lease = config.node_timeout;
     tokio::spawn(subscriber(push_rx, hub.clone(), stop.clone()));
     tokio::spawn(publisher(uplink, cmd.clone(), keys.clone(), hub.clone(), node));
-    tokio::spawn(heartbeat(link.clone(), sub, keys.clone(), beat, lease));
+    tokio::spawn(heartbeat(link.clone(), sub, keys.clone(), beat, lease, claimed));
     // Everyone tells the newcomer about their peers.
     let hello = wire::encode(node, &[Item::Hello]);
     let _: i64 = cmd.publish(keys.to(Dest::All), hello).await.context("greeting the cluster")?;
@@ -170,12 +171,18 @@ pub async fn join(config: &ClusterConfig, hub: LocalHub, stop: CancellationToken
     Ok(link)
 }
 
+/// Names this node recorded in Redis between two heartbeats.
+type Claimed = Arc<std::sync::Mutex<Vec<(SpaceId, Name, PeerId)>>>;
+
 /// The cluster-wide record of exclusive names, in Redis.
 #[derive(Clone)]
 struct Registry {
     node: NodeId,
     keys: Keys,
     cmd: ConnectionManager,
+    /// Claims made here, for the heartbeat to give back once the hub no
+    /// longer holds them (even a name released before the next beat).
+    claimed: Claimed,
 }
 
 impl std::fmt::Debug for Registry {
@@ -218,7 +225,11 @@ impl NameRegistry for Registry {
         let holder =
             tokio::task::block_in_place(|| handle.block_on(bounded(call.invoke_async::<Option<String>>(&mut cmd))));
         match holder {
-            Ok(holder) => Some(holder.is_none()),
+            Ok(None) => {
+                self.claimed.lock().unwrap_or_else(|e| e.into_inner()).push((space, Name::from(name), peer));
+                Some(true)
+            }
+            Ok(Some(_)) => Some(false),
             Err(e) => {
                 warn!(error = %e, "cannot claim a name in Redis: checked on this node only");
                 None
@@ -347,7 +358,14 @@ async fn publisher(
 
 /// Keeps the lease, says "alive" on the cluster channel, keeps the peer set
 /// and the name claims current, and notices Redis going and coming back.
-async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Duration, lease: Duration) {
+async fn heartbeat(
+    link: Link,
+    mut sub: ConnectionManager,
+    keys: Keys,
+    every: Duration,
+    lease: Duration,
+    claimed: Claimed,
+) {
     let mut cmd = link.cmd.clone();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -361,6 +379,9 @@ async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Du
         }
         // The subscriber's connection only notices a dead Redis when used.
         let sub_ok = bounded(redis::cmd("PING").query_async::<String>(&mut sub)).await.is_ok();
+        // Recorded by a claim since the last beat: given back below if no
+        // longer held (a name claimed and released between two beats too).
+        names.extend(std::mem::take(&mut *claimed.lock().unwrap_or_else(|e| e.into_inner())));
         let own = link.hub.own_names();
         let now_peers: HashSet<u64> = link.hub.own_peers().into_iter().map(|p| p.0).collect();
         let now_names: HashSet<(SpaceId, Name, PeerId)> = own.into_iter().collect();
@@ -385,16 +406,18 @@ async fn heartbeat(link: Link, mut sub: ConnectionManager, keys: Keys, every: Du
                 pipe.cmd("SCRIPT").arg("LOAD").arg(script).ignore();
             }
         }
+        for (space, name, peer) in now_names.difference(&names) {
+            // Names claimed before Redis came back (or non-exclusive ones)
+            // are recorded too; a live holder elsewhere keeps its record.
+            // Before the releases: a record that changes hands here (a keyed
+            // claim's stand-in id, then its peer's) is never absent between.
+            pipe.invoke_script(&claim_script(&keys, link.node, *space, name, *peer)).ignore();
+        }
         for (space, name, peer) in names.difference(&now_names) {
             pipe.invoke_script(
                 redis::Script::new(RELEASE).key(keys.name(*space, name)).arg(format!("{}:{}", link.node, peer.0)),
             )
             .ignore();
-        }
-        for (space, name, peer) in now_names.difference(&names) {
-            // Names claimed before Redis came back (or non-exclusive ones)
-            // are recorded too; a live holder elsewhere keeps its record.
-            pipe.invoke_script(&claim_script(&keys, link.node, *space, name, *peer)).ignore();
         }
         match bounded(pipe.query_async::<()>(&mut cmd)).await {
             Ok(()) if sub_ok => {

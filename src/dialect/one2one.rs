@@ -16,6 +16,12 @@
 //! connections only ever update existing entries. The registered name is the
 //! connection's own ([`One2one::name`]).
 //!
+//! In a cluster the two sides of a call may be on different nodes, each with
+//! its own `Links`: the callee's entry is then not in the caller's map. So
+//! the callee's connection also sets its own link, and keeps the offer, from
+//! the `incomingCall` it receives; on one node that writes what the caller's
+//! connection wrote already.
+//!
 //! Differences from the original, all where it crashes, hangs or leaks:
 //! unknown `from` in `call` gets the protocol's own `callResponse` rejection
 //! (it crashed); bad JSON is logged and ignored (it crashed); `register`
@@ -38,6 +44,9 @@ struct Session {
     peer: Option<Name>,
     /// `UserSession.sdpOffer`: the offer of this user's latest `call`.
     sdp_offer: Option<Payload>,
+    /// The offer of the latest `incomingCall` this user received: stands
+    /// for the caller's `sdp_offer` when the caller is on another node.
+    offered: Option<Payload>,
 }
 
 /// Sessions of one `one2one` listener, shared by its connections.
@@ -157,7 +166,11 @@ impl One2one {
             ctx.send(CALL_REJECTED.into());
             return;
         };
-        let stored = self.links.with(|m| m.get(&caller).and_then(|s| s.sdp_offer.clone()));
+        let stored = self.links.with(|m| match m.get(&caller) {
+            Some(s) => s.sdp_offer.clone(),
+            // The caller is on another node: the offer it called with.
+            None => m.get(&ctx.peer).and_then(|s| s.offered.clone()),
+        });
         // Quirk of `one2one`: the callee's answer travels as `sdpOffer` and
         // reaches the caller as `sdpAnswer`; the callee then gets the
         // caller's stored offer back, also as `sdpAnswer`.
@@ -165,6 +178,20 @@ impl One2one {
         let f = json_object("id", "callResponse", &[("response", Some(r#""accepted""#)), ("sdpAnswer", answer)]);
         send_to(ctx, caller, "callResponse", f);
         ctx.send(json_object("id", "startCommunication", &[("sdpAnswer", stored.as_ref().map(Payload::get))]));
+    }
+
+    /// An `incomingCall` reached this connection: it is linked to the caller
+    /// (set already if the caller is on this node) and keeps its offer.
+    fn called(&self, frame: &Payload, ctx: &Ctx<'_>) {
+        let Some(fields) = wire::fields(frame.get()) else { return };
+        let from = str_field(&fields, "from");
+        let offer = fields.get("offer").map(|r| Payload::from_raw(r));
+        self.links.with(|m| {
+            if let Some(s) = m.get_mut(&ctx.peer) {
+                s.peer = from.as_deref().map(Name::from);
+                s.offered = offer;
+            }
+        });
     }
 
     /// Sends a frame to the peer this connection is linked to, if that name
@@ -218,7 +245,12 @@ impl Protocol for One2one {
 
     fn deliver(&mut self, event: Event, ctx: &mut Ctx<'_>) {
         match event {
-            Event::Signal { payload, .. } => ctx.send(payload.get().to_string()),
+            Event::Signal { kind, payload, .. } => {
+                if &*kind == "incomingCall" {
+                    self.called(&payload, ctx);
+                }
+                ctx.send(payload.get().to_string());
+            }
             other => tracing::debug!(event = ?other, "event with no `one2one` equivalent: ignored"),
         }
     }

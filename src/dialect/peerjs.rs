@@ -46,8 +46,11 @@ static KINDS: LazyLock<Kinds> = LazyLock::new(|| Kinds {
     expire: Name::from("EXPIRE"),
 });
 
-/// Stands for "the message had no payload": relayed without one.
-static NO_PAYLOAD: LazyLock<Payload> = LazyLock::new(|| Payload::from_raw(RawValue::NULL));
+/// Stands for "the message had no payload": relayed without one. Empty
+/// text, which no JSON value is, so it stays apart from a `null` a client
+/// sent, on this node and on any other it is routed to (it crosses the
+/// cluster as its text).
+static NO_PAYLOAD: LazyLock<Payload> = LazyLock::new(|| Payload::trusted(""));
 
 /// A client message; unknown fields (a `src` the client made up) are ignored.
 #[derive(Deserialize)]
@@ -297,7 +300,7 @@ impl Protocol for PeerJs {
         match event {
             Event::Signal { from, kind, payload, .. } => {
                 let src = from.name.as_deref().unwrap_or_default();
-                let payload = (!payload.same(&NO_PAYLOAD)).then(|| payload.get());
+                let payload = (!payload.get().is_empty()).then(|| payload.get());
                 let frame = self.frame(&kind, src, payload);
                 ctx.send(frame);
             }
