@@ -319,10 +319,16 @@ async fn peerjs_an_id_open_on_one_node_is_taken_on_the_other_and_its_token_takes
     let mut b = peerjs_open(&n2, "bob", "tb").await;
     settle(&[&n1, &n2], 2.0).await;
 
-    // Another token on node 2: ID-TAKEN, then the close.
-    let mut other = Client::connect(&peerjs_url(&n2, "alice", "t2")).await;
-    assert_eq!(other.recv_text().await, r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#);
-    other.recv_close().await;
+    // Another token on node 2: the live holder answers the probe, so
+    // ID-TAKEN, then the close.
+    let contest = async {
+        let mut other = Client::connect(&peerjs_url(&n2, "alice", "t2")).await;
+        let frame = other.recv_text().await;
+        other.recv_close().await;
+        frame
+    };
+    let (frame, ()) = tokio::join!(contest, a1.answer_pings_for(Duration::from_millis(2500)));
+    assert_eq!(frame, r#"{"type":"ID-TAKEN","payload":{"msg":"ID is taken"}}"#);
     // The holder on node 1 is untouched.
     b.send_text(r#"{"type":"OFFER","dst":"alice","payload":"x"}"#).await;
     assert_eq!(a1.recv_text().await, r#"{"type":"OFFER","src":"bob","dst":"alice","payload":"x"}"#);
@@ -362,13 +368,11 @@ async fn peerjs_messages_held_for_an_absent_id_reach_it_when_it_opens_on_the_oth
     c.expect_silence(QUIET).await;
 }
 
-/// On one node, a reload (new token) whose old page froze gets its id within
-/// 3 s: the holder is pinged and, silent, replaced
-/// (`dialect_peerjs.rs::a_frozen_holder_is_probed...`). A holder on another
-/// node is never probed: its replica counts as alive, so the reload gets
-/// `ID-TAKEN` until the holder's own node drops it (`--alive-timeout`, 60 s).
+/// A reload (new token) whose old page froze gets its id within 3 s, as on
+/// one node (`dialect_peerjs.rs::a_frozen_holder_is_probed...`): the
+/// holder's node pings it and, silent, drops it, so it is away everywhere
+/// and the reload on the other node replaces it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a holder on another node is not probed: the reload gets ID-TAKEN until --alive-timeout (issue 10)"]
 async fn peerjs_a_frozen_holder_on_one_node_loses_its_id_to_a_reload_on_the_other_within_3_s() {
     let redis = Redis::start();
     let (n1, n2) = peerjs_nodes(&redis, "peerjs-frozen").await;

@@ -62,6 +62,14 @@ pub enum Item {
         /// What waited for it, in order.
         events: Vec<Event>,
     },
+    /// Another node wants a name this peer holds: ping its client and drop
+    /// its connection if it stays silent for `wait_ms`.
+    Probe {
+        /// The peer.
+        peer: PeerId,
+        /// How long its client may take to answer.
+        wait_ms: u64,
+    },
     /// The sender's peer's outbox went over its budget with what the
     /// receiver forwarded: the receiver's senders to it wait.
     Full(PeerId),
@@ -231,6 +239,11 @@ impl Writer {
                 }
             }
             Item::Bye => self.u8(8),
+            Item::Probe { peer, wait_ms } => {
+                self.u8(12);
+                self.u64(peer.0);
+                self.u64(*wait_ms);
+            }
             Item::Full(id) => {
                 self.u8(10);
                 self.u64(id.0);
@@ -502,6 +515,7 @@ impl<'a> Reader<'a> {
             }
             8 => Item::Bye,
             10 => Item::Full(self.peer()?),
+            12 => Item::Probe { peer: self.peer()?, wait_ms: self.u64()? },
             11 => Item::Room(self.peer()?),
             9 => Item::Census((0..self.count()?).map(|_| self.peer()).collect::<Result<_, _>>()?),
             _ => return Err(Malformed("unknown item")),
@@ -625,6 +639,7 @@ mod tests {
             },
             Item::Census(vec![PeerId(1), PeerId(2)]),
             Item::Full(PeerId(3)),
+            Item::Probe { peer: PeerId(3), wait_ms: 1500 },
             Item::Room(PeerId(3)),
             Item::Adopt {
                 peer: PeerId(4),

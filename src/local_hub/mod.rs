@@ -364,13 +364,41 @@ impl LocalHub {
     /// Asks the connection of the peer holding `name` in `space` to check
     /// that its client is still there (a WebSocket ping); returns when the
     /// client was last heard, to compare after a while. `None` when no
-    /// connected peer holds the name.
-    pub fn probe(&self, space: SpaceId, name: &str) -> Option<Heard> {
+    /// connected peer holds the name. A holder on another node is probed by
+    /// its node, which drops its connection if the client stays silent for
+    /// `wait`: the holder then shows as away here; the returned `Heard`
+    /// never changes.
+    pub fn probe(&self, space: SpaceId, name: &str, wait: Duration) -> Option<Heard> {
         let st = self.lock();
         let holder = st.hub.lookup(space, name)?;
+        if Self::probe_elsewhere(&st, holder, wait) {
+            return Some(Heard::default());
+        }
         let conn = st.outboxes.get(&holder)?;
         conn.tx.probe();
         Some(conn.heard.clone())
+    }
+
+    /// Pings the client of one of this node's peers, asked by another node,
+    /// and drops its connection (as replaced) if it stays silent for `wait`.
+    pub(crate) fn probe_for_other_node(&self, peer: PeerId, wait: Duration, now: Instant) {
+        let st = self.lock();
+        let Some(conn) = st.outboxes.get(&peer) else { return };
+        conn.tx.probe();
+        let (heard, serial) = (conn.heard.clone(), conn.conn);
+        drop(st);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if heard.since(now) {
+                return;
+            }
+            let st = hub.lock();
+            if let Some(conn) = st.outboxes.get(&peer).filter(|c| c.conn == serial) {
+                tracing::info!(%peer, "silent when probed for another node: dropping its connection");
+                conn.tx.alarm(KickReason::Replaced);
+            }
+        });
     }
 
     /// Sets where exclusive names are claimed cluster-wide.

@@ -129,6 +129,15 @@ impl LocalHub {
         }
     }
 
+    /// Asks the node of `peer`, if another node's, to probe its client
+    /// (see [`LocalHub::probe`]). Whether it was another node's.
+    pub(super) fn probe_elsewhere(st: &State, peer: PeerId, wait: Duration) -> bool {
+        let Some(c) = &st.cluster else { return false };
+        let Some(node) = c.homes.get(&peer) else { return false };
+        c.send(Dest::Node(*node), Item::Probe { peer, wait_ms: wait.as_millis() as u64 });
+        true
+    }
+
     /// Tells the other nodes about one of this node's peers as it is now.
     pub(super) fn publish_peer(st: &State, id: PeerId) {
         if let Some(c) = &st.cluster
@@ -314,6 +323,14 @@ impl LocalHub {
                     st.hub.adopt(peer, events, now, out);
                 } else {
                     c.homes.insert(peer, by);
+                }
+            }
+            Item::Probe { peer, wait_ms } => {
+                if st.outboxes.contains_key(&peer) {
+                    // After the lock is released (it takes it).
+                    let hub = self.clone();
+                    let wait = Duration::from_millis(wait_ms.min(10_000));
+                    tokio::spawn(async move { hub.probe_for_other_node(peer, wait, clock::now()) });
                 }
             }
             Item::Full(peer) => {

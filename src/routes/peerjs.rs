@@ -153,7 +153,7 @@ fn run(
 async fn contested(socket: Socket, app: App, reg: Registration, opts: PeerOpts, limits: ConnLimits) {
     let asked = clock::now();
     let mut answered = true;
-    if let Some(heard) = app.hub.probe(app.space, &reg.id) {
+    if let Some(heard) = app.hub.probe(app.space, &reg.id, peerjs::PROBE_WAIT / 2) {
         answered = loop {
             if heard.since(asked) {
                 break true;
