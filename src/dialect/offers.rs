@@ -592,12 +592,18 @@ impl Board {
         self.offers.iter().any(|o| o.offerer_user_name.as_ref() == Some(user))
     }
 
-    /// A node is gone: the offers of users that have no socket left
-    /// (`live`) start to age out, as if each had left.
+    /// Brings the aging of offers in line with who is connected anywhere
+    /// (`live`): offers of users with no socket left start to age out, as
+    /// if each had left, and those of users with one stop. For when a node
+    /// is gone, and now and then in a cluster, so that a change that never
+    /// arrived (a node killed, Redis down) does not keep offers forever.
     pub fn sweep(&mut self, now: Instant, live: impl Fn(&str) -> bool) {
-        for o in self.offers.iter_mut().filter(|o| o.left_at.is_none()) {
-            if o.offerer_user_name.as_deref().is_some_and(|n| !live(n)) {
-                o.left_at = Some(now);
+        for o in self.offers.iter_mut() {
+            let Some(name) = o.offerer_user_name.as_deref() else { continue };
+            match (o.left_at.is_some(), live(name)) {
+                (false, false) => o.left_at = Some(now),
+                (true, true) => o.left_at = None,
+                _ => {}
             }
         }
         self.prune(now);
@@ -796,8 +802,18 @@ impl Offers {
             && ctx.hub.holder(ctx.space, name).is_none()
         {
             board.left(name, ctx.now);
-            self.share(ctx, change::LEFT, Some(name), None, false);
+            if board.has_offers(name) {
+                self.share(ctx, change::LEFT, Some(name), None, false);
+            }
         }
+    }
+
+    /// In a cluster, now and then (see [`Board::sweep`]); `ctx.peer` is
+    /// this node's board peer.
+    pub fn sweep(&self, ctx: &mut Ctx<'_>) {
+        let hub = ctx.hub;
+        let space = ctx.space;
+        self.board().sweep(ctx.now, |n| hub.holder(space, n).is_some());
     }
 
     /// One event `name` with its first argument `data` (raw JSON) from a

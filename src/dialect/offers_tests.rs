@@ -256,9 +256,13 @@ fn a_user_gone_everywhere_ages_out_on_every_node() {
     b.apply(change::LEFT, &change_of("Rob-1", "null", false), t0, |_| false).unwrap();
     b.apply(change::BACK, &change_of("Rob-1", "null", false), t0, |_| true).unwrap();
     assert_eq!(b.connected(None, t0 + Duration::from_secs(61)).map(|_| b.len()), Some(2), "back: live again");
-    // A node died: users with no socket left start to age.
+    // A node died: users with no socket left start to age; a user seen
+    // connected again by a later sweep stops aging.
     b.sweep(t0, |n| n == "Rob-2");
-    b.connected(None, t0 + Duration::from_secs(60));
+    b.sweep(t0, |_| true);
+    assert_eq!(b.connected(None, t0 + Duration::from_secs(61)).map(|_| b.len()), Some(2), "swept back");
+    b.sweep(t0 + Duration::from_secs(61), |n| n == "Rob-2");
+    b.connected(None, t0 + Duration::from_secs(121));
     let users: Vec<_> = b.offers().map(|o| o.offerer_user_name.clone().unwrap()).collect();
     assert_eq!(users, [Name::from("Rob-2")]);
 }

@@ -80,6 +80,9 @@ const SOCKET_BUFFER: usize = 64;
 const BUFFER_RETRY: Duration = Duration::from_millis(5);
 /// The original's `maxHttpBufferSize` (1e6), advertised as `maxPayload`.
 const MAX_PAYLOAD: u64 = 1_000_000;
+/// In a cluster, how often a node checks which users of its board have a
+/// socket anywhere (see `Board::sweep`).
+const BOARD_SWEEP: Duration = Duration::from_secs(30);
 
 /// What the listener's sockets share.
 struct Shared {
@@ -205,8 +208,17 @@ fn share_board(shared: Arc<Shared>, io: SocketIo) {
     let span = info_span!("board", peer = %att.peer, dialect = "offers");
     let tracker = app.tracker.clone();
     let task = async move {
+        let mut sweep = tokio::time::interval(BOARD_SWEEP);
+        sweep.reset();
         loop {
-            match att.rx.next().await {
+            let next = tokio::select! {
+                next = att.rx.next() => next,
+                _ = sweep.tick() => {
+                    shared.offers.sweep(&mut shared.ctx(att.peer, &mut Vec::new()));
+                    continue;
+                }
+            };
+            match next {
                 Next::Event(ev) => {
                     let mut out = Vec::new();
                     let Some(list) = shared.offers.board_event(ev, &mut shared.ctx(att.peer, &mut out)) else {
