@@ -10,6 +10,10 @@
 //! between sockets and these functions, and messages for one user's socket
 //! go through the hub port as signals to the user's name.
 //!
+//! In a cluster each node keeps its own board, and the nodes keep their
+//! boards the same through one internal hub peer per node ([`BOARD_ROOM`],
+//! [`Offers::board_event`], [`Board::apply`]; docs/dialects/offers.md §7).
+//!
 //! Field names are the original's, verbatim: `offererUserName`, `offer`,
 //! `offerIceCandidates`, `answererUserName`, `answer`,
 //! `answererIceCandidates`, `iceUserName`, `didIOffer`, `iceCandidate`.
@@ -52,8 +56,9 @@ pub mod event {
 pub const BOARD_ROOM: &str = "\u{0}offers board";
 
 /// Kinds of the board changes board peers send each other. The payload is
-/// `{"user":..,"body":..,"relayed":..}`: who made the change and the
-/// client's original event body (see [`Change`]).
+/// `{"user":..,"body":..,"relayed":..}`: who made the change, the client's
+/// original event body, and, for an offerer's candidate, whether its node
+/// relayed it.
 pub mod change {
     /// `newOffer`.
     pub const OFFER: &str = "offer";
@@ -759,6 +764,10 @@ impl Offers {
             }
             Event::Left { room, .. } if *room == *BOARD_ROOM => {
                 board.sweep(ctx.now, live);
+                return None;
+            }
+            Event::Undeliverable { to, kind, reason, .. } => {
+                tracing::warn!(%to, kind = &*kind, ?reason, "offers: a board change did not reach another node");
                 return None;
             }
             _ => return None,
