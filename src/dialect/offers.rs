@@ -10,6 +10,10 @@
 //! between sockets and these functions, and messages for one user's socket
 //! go through the hub port as signals to the user's name.
 //!
+//! In a cluster each node keeps its own board, and the nodes keep their
+//! boards the same through one internal hub peer per node ([`BOARD_ROOM`],
+//! [`Offers::board_event`], [`Board::apply`]; docs/dialects/offers.md §7).
+//!
 //! Field names are the original's, verbatim: `offererUserName`, `offer`,
 //! `offerIceCandidates`, `answererUserName`, `answer`,
 //! `answererIceCandidates`, `iceUserName`, `didIOffer`, `iceCandidate`.
@@ -18,13 +22,14 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde_json::value::RawValue;
 
 use super::Ctx;
 use super::wire::{self, truthy};
-use crate::hub::{Command, Event, HubError, Name, Payload, Target};
+use crate::hub::{Command, Event, HubError, Missing, Name, Payload, PeerId, Target};
+use crate::port::Pressure;
 
 /// Event names, verbatim.
 pub mod event {
@@ -43,6 +48,35 @@ pub mod event {
     /// S→C: a bare candidate from the other side.
     pub const RECEIVED_ICE: &str = "receivedIceCandidateFromServer";
 }
+
+/// The listener's internal hub room of *board peers*, one per node of a
+/// cluster (starts with [`hub::INTERNAL`](crate::hub::INTERNAL)): what
+/// changes one node's board is broadcast there, and each other node applies
+/// it to its own board (see [`Offers::board_event`]).
+pub const BOARD_ROOM: &str = "\u{0}offers board";
+
+/// Kinds of the board changes board peers send each other. The payload is
+/// `{"user":..,"body":..,"relayed":..}`: who made the change, the client's
+/// original event body, and, for an offerer's candidate, whether its node
+/// relayed it.
+pub mod change {
+    /// `newOffer`.
+    pub const OFFER: &str = "offer";
+    /// `newAnswer`.
+    pub const ANSWER: &str = "answer";
+    /// An offerer's ICE candidate.
+    pub const ICE: &str = "ice";
+    /// The last socket of a user went away: its offers start to age.
+    pub const LEFT: &str = "left";
+    /// A socket of a user whose offers are listed connected: they are live.
+    pub const BACK: &str = "back";
+    /// To a board peer that just joined: the board as it is (newest offers
+    /// up to [`SNAPSHOT_BYTES`](super::SNAPSHOT_BYTES)), merged into its own.
+    pub const SNAPSHOT: &str = "snapshot";
+}
+
+/// Most bytes of offers a board snapshot for a new node holds (the newest).
+pub const SNAPSHOT_BYTES: usize = 1 << 20;
 
 /// The only password the original accepts.
 pub const PASSWORD: &str = "x";
@@ -118,6 +152,10 @@ pub struct Offer {
     /// Bytes of JSON held (offer, answer, stored candidates).
     #[serde(skip)]
     size: usize,
+    /// Whether the last answer was made on this node (in a cluster, that
+    /// node relays the offerer candidates its answerer could not have had).
+    #[serde(skip)]
+    answered_here: bool,
 }
 
 /// Why an event was dropped. The original crashes or stays silent on all of
@@ -154,6 +192,16 @@ pub struct Answered {
     pub offerer: Option<Name>,
     /// The `answerResponse` payload: the stored offer, updated.
     pub response: String,
+}
+
+/// What one ICE candidate did to the board.
+struct IceOutcome {
+    /// Where to relay it.
+    relay: Option<Relay>,
+    /// Whether it was an offerer's (stored on the board).
+    offerer: bool,
+    /// Whether the offer's answer was made on this node.
+    answered_here: bool,
 }
 
 /// Where to relay one ICE candidate.
@@ -266,19 +314,25 @@ impl Board {
             return None;
         }
         if self.greeting.is_none() {
-            let mut fit = 0;
-            let mut bytes = 2;
-            for o in self.offers.iter().rev() {
-                bytes += o.size + 256;
-                if bytes > self.limits.max_greeting && fit > 0 {
-                    break;
-                }
-                fit += 1;
-            }
-            let newest: Vec<&Offer> = self.offers.iter().skip(self.offers.len() - fit).collect();
+            let newest = self.newest(self.limits.max_greeting);
             self.greeting = RawValue::from_string(to_json(&newest)).ok().map(Arc::from);
         }
         self.greeting.clone()
+    }
+
+    /// The newest offers whose JSON fits in `limit` bytes (at least one),
+    /// oldest first.
+    fn newest(&self, limit: usize) -> Vec<&Offer> {
+        let mut fit = 0;
+        let mut bytes = 2;
+        for o in self.offers.iter().rev() {
+            bytes += o.size + 256;
+            if bytes > limit && fit > 0 {
+                break;
+            }
+            fit += 1;
+        }
+        self.offers.iter().skip(self.offers.len() - fit).collect()
     }
 
     fn check_size(&self, event: &'static str, bytes: usize) -> Result<(), Dropped> {
@@ -334,6 +388,7 @@ impl Board {
             answerer_ice_candidates: Vec::new(),
             left_at: None,
             size,
+            answered_here: false,
         });
         let last = self.offers.back().map(std::slice::from_ref).unwrap_or_default();
         Ok(to_json(last))
@@ -346,6 +401,17 @@ impl Board {
     /// the answerer gets the candidates gathered so far before anything else
     /// changes, and candidates that come later are relayed one by one.
     pub fn answer(&mut self, user: Option<Name>, body: &str, ack: impl FnOnce(String)) -> Result<Answered, Dropped> {
+        self.answer_as(user, body, true, ack)
+    }
+
+    /// [`Board::answer`], made on this node (`here`) or on another one.
+    fn answer_as(
+        &mut self,
+        user: Option<Name>,
+        body: &str,
+        here: bool,
+        ack: impl FnOnce(String),
+    ) -> Result<Answered, Dropped> {
         let input: AnswerIn<'_> = serde_json::from_str(body).map_err(|e| bad(event::NEW_ANSWER, e.to_string()))?;
         let answer_size = input.answer.map_or(0, |a| a.get().len());
         self.check_size(event::NEW_ANSWER, answer_size)?;
@@ -359,6 +425,7 @@ impl Board {
         let old = offer.answer.as_ref().map_or(0, |a| a.get().len());
         offer.answer = input.answer.map(Payload::from_raw);
         offer.answerer_user_name = user;
+        offer.answered_here = here;
         // Answers replace each other: at most one per offer is held.
         offer.size = offer.size - old + answer_size;
         self.bytes = self.bytes - old + answer_size;
@@ -369,6 +436,11 @@ impl Board {
     /// `sendIceCandidateToSignalingServer`: stores an offerer's candidate and
     /// says where to relay it, if anywhere.
     pub fn ice(&mut self, body: &str) -> Result<Option<Relay>, Dropped> {
+        self.ice_outcome(body).map(|o| o.relay)
+    }
+
+    /// [`Board::ice`], and whose candidate it was.
+    fn ice_outcome(&mut self, body: &str) -> Result<IceOutcome, Dropped> {
         let input: IceIn<'_> = serde_json::from_str(body).map_err(|e| bad(event::SEND_ICE, e.to_string()))?;
         let Some(candidate) = input.ice_candidate.map(Payload::from_raw) else {
             return Err(bad(event::SEND_ICE, "missing 'iceCandidate'"));
@@ -392,15 +464,216 @@ impl Board {
                 self.bytes += size;
                 self.greeting = None;
             }
-            Ok(offer.answerer_user_name.clone().map(|to| Relay { to, candidate }))
+            let relay = offer.answerer_user_name.clone().map(|to| Relay { to, candidate });
+            Ok(IceOutcome { relay, offerer: true, answered_here: offer.answered_here })
         } else {
             // The original throws a TypeError here when nothing matches,
             // which kills the process; we drop the candidate.
             let Some(offer) = self.offers.iter().find(|o| o.answerer_user_name.as_deref() == Some(name)) else {
                 return Err(Dropped::NoSuchOffer(Some(name.to_string())));
             };
-            Ok(offer.offerer_user_name.clone().map(|to| Relay { to, candidate }))
+            let relay = offer.offerer_user_name.clone().map(|to| Relay { to, candidate });
+            Ok(IceOutcome { relay, offerer: false, answered_here: false })
         }
+    }
+}
+
+/// A board change as board peers send it (see [`change`]).
+#[derive(Serialize)]
+struct ChangeOut<'a> {
+    /// Who made it (the socket's auth `userName`).
+    user: Option<&'a str>,
+    /// The client's event body, as sent.
+    body: Option<&'a RawValue>,
+    /// For an offerer's candidate: whether its node relayed it to the answerer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    relayed: bool,
+}
+
+/// A board change from another node.
+#[derive(Deserialize)]
+struct ChangeIn<'a> {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(borrow, default)]
+    body: Option<&'a RawValue>,
+    #[serde(default)]
+    relayed: bool,
+}
+
+/// One offer of a snapshot (the original's field names).
+#[derive(Deserialize)]
+struct SnapOffer<'a> {
+    #[serde(rename = "offererUserName", default)]
+    offerer: Option<String>,
+    #[serde(borrow)]
+    offer: &'a RawValue,
+    #[serde(rename = "offerIceCandidates", borrow, default)]
+    candidates: Vec<&'a RawValue>,
+    #[serde(rename = "answererUserName", default)]
+    answerer: Option<String>,
+    #[serde(borrow, default)]
+    answer: Option<&'a RawValue>,
+}
+
+/// What a change from another node did to this node's board.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// A `newOfferAwaiting` payload for every socket of this node.
+    pub awaiting: Option<String>,
+    /// An offerer candidate this node must relay to the answerer.
+    pub relay: Option<Relay>,
+}
+
+/// Bytes of JSON an offer holds.
+fn weigh(o: &Offer) -> usize {
+    o.offer.get().len()
+        + o.answer.as_ref().map_or(0, |a| a.get().len())
+        + o.offer_ice_candidates.iter().map(|c| c.get().len()).sum::<usize>()
+}
+
+/// The board as nodes of a cluster keep it in step: changes made on another
+/// node, snapshots for a node that joins, and users gone with their node.
+impl Board {
+    /// Applies a change of `kind` that another node made (its payload as
+    /// [`ChangeOut`] wrote it, or a snapshot), with no acks: the node it
+    /// was made on answered its client. `live` says whether a user has a
+    /// socket anywhere in the cluster.
+    pub fn apply(
+        &mut self,
+        kind: &str,
+        payload: &str,
+        now: Instant,
+        live: impl Fn(&str) -> bool,
+    ) -> Result<Applied, Dropped> {
+        const EVENT: &str = "board change";
+        let mut applied = Applied::default();
+        if kind == change::SNAPSHOT {
+            let snap: Vec<SnapOffer<'_>> = serde_json::from_str(payload).map_err(|e| bad(EVENT, e.to_string()))?;
+            self.merge(snap, now, live);
+            return Ok(applied);
+        }
+        let c: ChangeIn<'_> = serde_json::from_str(payload).map_err(|e| bad(EVENT, e.to_string()))?;
+        let user = c.user.map(Name::from);
+        let body = c.body.map_or("null", RawValue::get);
+        match kind {
+            change::OFFER => applied.awaiting = Some(self.new_offer(user, body, now)?),
+            change::ANSWER => {
+                self.answer_as(user, body, false, |_| {})?;
+            }
+            change::ICE => {
+                let o = self.ice_outcome(body)?;
+                // The answer was made here and the offerer's node did not
+                // know it yet: the answerer's ack here did not have this
+                // candidate, and nobody relayed it.
+                if o.offerer && o.answered_here && !c.relayed {
+                    applied.relay = o.relay;
+                }
+            }
+            change::LEFT => {
+                if let Some(u) = user.filter(|u| !live(u)) {
+                    self.left(&u, now);
+                }
+            }
+            change::BACK => {
+                if let Some(u) = user {
+                    self.revive(&u);
+                }
+            }
+            _ => {}
+        }
+        Ok(applied)
+    }
+
+    /// A socket of `user` connected on another node: its offers are live.
+    fn revive(&mut self, user: &Name) {
+        for o in self.offers.iter_mut().filter(|o| o.offerer_user_name.as_ref() == Some(user)) {
+            o.left_at = None;
+        }
+    }
+
+    /// Whether `user` has offers listed.
+    pub fn has_offers(&self, user: &Name) -> bool {
+        self.offers.iter().any(|o| o.offerer_user_name.as_ref() == Some(user))
+    }
+
+    /// Brings the aging of offers in line with who is connected anywhere
+    /// (`live`): offers of users with no socket left start to age out, as
+    /// if each had left, and those of users with one stop. For when a node
+    /// is gone, and now and then in a cluster, so that a change that never
+    /// arrived (a node killed, Redis down) does not keep offers forever.
+    pub fn sweep(&mut self, now: Instant, live: impl Fn(&str) -> bool) {
+        for o in self.offers.iter_mut() {
+            let Some(name) = o.offerer_user_name.as_deref() else { continue };
+            match (o.left_at.is_some(), live(name)) {
+                (false, false) => o.left_at = Some(now),
+                (true, true) => o.left_at = None,
+                _ => {}
+            }
+        }
+        self.prune(now);
+    }
+
+    /// The board for a node that joins: its newest offers, up to
+    /// [`SNAPSHOT_BYTES`], as JSON.
+    pub fn snapshot(&self) -> String {
+        to_json(&self.newest(SNAPSHOT_BYTES))
+    }
+
+    /// Merges a snapshot from another node: offers not listed here (by
+    /// offerer and offer) are added in the snapshot's order, before what
+    /// follows them here; listed ones take an answer or candidates this
+    /// node has not seen. Then the board's bounds apply.
+    fn merge(&mut self, snap: Vec<SnapOffer<'_>>, now: Instant, live: impl Fn(&str) -> bool) {
+        let mut at = 0;
+        for s in snap {
+            let offerer = s.offerer.map(Name::from);
+            let found =
+                self.offers.iter().position(|o| o.offerer_user_name == offerer && o.offer.get() == s.offer.get());
+            let candidates = || s.candidates.iter().map(|c| Payload::from_raw(c)).collect::<Vec<_>>();
+            match found {
+                Some(i) => {
+                    let o = &mut self.offers[i];
+                    if o.answer.is_none() && s.answer.is_some() {
+                        o.answer = s.answer.map(Payload::from_raw);
+                        o.answerer_user_name = s.answerer.map(Name::from);
+                        o.answered_here = false;
+                    }
+                    if s.candidates.len() > o.offer_ice_candidates.len() {
+                        o.offer_ice_candidates = candidates();
+                    }
+                    o.size = weigh(o);
+                    at = at.max(i + 1);
+                }
+                None => {
+                    let left_at = offerer.as_deref().is_some_and(|n| !live(n)).then_some(now);
+                    let mut o = Offer {
+                        offerer_user_name: offerer,
+                        offer: Payload::from_raw(s.offer),
+                        offer_ice_candidates: candidates(),
+                        answerer_user_name: s.answerer.map(Name::from),
+                        answer: s.answer.map(Payload::from_raw),
+                        answerer_ice_candidates: Vec::new(),
+                        left_at,
+                        size: 0,
+                        answered_here: false,
+                    };
+                    o.size = weigh(&o);
+                    self.offers.insert(at, o);
+                    at += 1;
+                }
+            }
+        }
+        self.bytes = self.offers.iter().map(|o| o.size).sum();
+        while self.offers.len() > self.limits.max_offers || self.bytes > self.limits.max_bytes {
+            let victim = self.offers.iter().position(|o| o.left_at.is_some()).unwrap_or(0);
+            match self.offers.remove(victim) {
+                Some(gone) => self.bytes -= gone.size,
+                None => break,
+            }
+        }
+        self.greeting = None;
+        self.prune(now);
     }
 }
 
@@ -418,18 +691,92 @@ pub trait Answer {
 #[derive(Debug, Default)]
 pub struct Offers {
     /// Locked briefly, never across an await; it also orders a connecting
-    /// socket against a departing one of the same user.
+    /// socket against a departing one of the same user, and the changes
+    /// this node sends other nodes against each other.
     board: Mutex<Board>,
+    /// In a cluster, this node's board peer (see [`BOARD_ROOM`]).
+    peer: OnceLock<PeerId>,
 }
 
 impl Offers {
     /// A listener with an empty board.
     pub fn new(limits: BoardLimits) -> Offers {
-        Offers { board: Mutex::new(Board::new(limits)) }
+        Offers { board: Mutex::new(Board::new(limits)), peer: OnceLock::new() }
     }
 
     fn board(&self) -> MutexGuard<'_, Board> {
         self.board.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// In a cluster: `ctx.peer` is this node's board peer. It joins
+    /// [`BOARD_ROOM`], where the board peers of the other nodes are; from
+    /// now on what changes this board goes to them too.
+    pub fn board_opened(&self, ctx: &mut Ctx<'_>) -> Result<(), HubError> {
+        let _board = self.board();
+        ctx.dispatch(Command::Join { room: Name::from(BOARD_ROOM), info: None, max: None })?;
+        let _ = self.peer.set(ctx.peer);
+        Ok(())
+    }
+
+    /// Tells the other nodes' board peers about a change of this board
+    /// (with the board locked, so they get changes in this board's order).
+    fn share(&self, ctx: &Ctx<'_>, kind: &'static str, user: Option<&Name>, body: Option<&RawValue>, relayed: bool) {
+        let Some(&peer) = self.peer.get() else { return };
+        let change = ChangeOut { user: user.map(|u| &**u), body, relayed };
+        let payload = Payload::trusted(&to_json(&change));
+        let cmd = Command::Broadcast { room: Name::from(BOARD_ROOM), kind: Name::from(kind), payload };
+        if let Err(e) = ctx.hub.dispatch(peer, cmd, ctx.now, &mut Pressure::default()) {
+            tracing::warn!(error = %e, kind, "offers: board change not sent to the other nodes");
+        }
+    }
+
+    /// An event for this node's board peer (see [`Offers::board_opened`];
+    /// `ctx.peer` is the board peer): a change another node made, applied
+    /// here; a snapshot; another node's board peer joining (it is sent this
+    /// board) or gone (its users' offers age). Returns a `newOfferAwaiting`
+    /// payload to emit to every socket of this node.
+    pub fn board_event(&self, ev: Event, ctx: &mut Ctx<'_>) -> Option<Box<RawValue>> {
+        let mut board = self.board();
+        let hub = ctx.hub;
+        let space = ctx.space;
+        let live = |n: &str| hub.holder(space, n).is_some();
+        let applied = match ev {
+            Event::Signal { kind, payload, .. } => match board.apply(&kind, payload.get(), ctx.now, live) {
+                Ok(applied) => applied,
+                Err(e) => {
+                    log_drop(&kind, &e);
+                    return None;
+                }
+            },
+            Event::Joined { room, peer } if *room == *BOARD_ROOM => {
+                let payload = Payload::trusted(&board.snapshot());
+                let cmd = Command::Signal {
+                    to: Target::Id(peer.id),
+                    kind: Name::from(change::SNAPSHOT),
+                    payload,
+                    missing: Missing::Drop,
+                    mark: None,
+                };
+                if let Err(e) = ctx.dispatch(cmd) {
+                    tracing::warn!(error = %e, "offers: board snapshot not sent to a new node");
+                }
+                return None;
+            }
+            Event::Left { room, .. } if *room == *BOARD_ROOM => {
+                board.sweep(ctx.now, live);
+                return None;
+            }
+            Event::Undeliverable { to, kind, reason, .. } => {
+                tracing::warn!(%to, kind = &*kind, ?reason, "offers: a board change did not reach another node");
+                return None;
+            }
+            _ => return None,
+        };
+        drop(board);
+        if let Some(r) = applied.relay {
+            wire::relay(ctx, Target::Name(r.to), event::RECEIVED_ICE, r.candidate);
+        }
+        applied.awaiting.and_then(|list| RawValue::from_string(list).ok())
     }
 
     /// A socket of `user` connected (its peer is `ctx.peer`): claims the
@@ -448,7 +795,11 @@ impl Offers {
                 Err(e) => tracing::warn!(error = %e, "offers: claim failed"),
             }
         }
-        Ok(board.connected(user, ctx.now))
+        let greeting = board.connected(user, ctx.now);
+        if let Some(name) = user.filter(|u| board.has_offers(u)) {
+            self.share(ctx, change::BACK, Some(name), None, false);
+        }
+        Ok(greeting)
     }
 
     /// A socket of `user` is gone: `detach` takes its peer off the hub; if
@@ -460,7 +811,18 @@ impl Offers {
             && ctx.hub.holder(ctx.space, name).is_none()
         {
             board.left(name, ctx.now);
+            if board.has_offers(name) {
+                self.share(ctx, change::LEFT, Some(name), None, false);
+            }
         }
+    }
+
+    /// In a cluster, now and then (see [`Board::sweep`]); `ctx.peer` is
+    /// this node's board peer.
+    pub fn sweep(&self, ctx: &mut Ctx<'_>) {
+        let hub = ctx.hub;
+        let space = ctx.space;
+        self.board().sweep(ctx.now, |n| hub.holder(space, n).is_some());
     }
 
     /// One event `name` with its first argument `data` (raw JSON) from a
@@ -476,10 +838,14 @@ impl Offers {
         let body = data.map(RawValue::get).unwrap_or("null");
         tracing::debug!(event = name, "event");
         let mut board = self.board();
+        let who = user.clone();
         let relay = match name {
             event::NEW_OFFER => {
                 match board.new_offer(user, body, ctx.now).map(RawValue::from_string) {
-                    Ok(Ok(list)) => answer.broadcast(event::NEW_OFFER_AWAITING, &list),
+                    Ok(Ok(list)) => {
+                        answer.broadcast(event::NEW_OFFER_AWAITING, &list);
+                        self.share(ctx, change::OFFER, who.as_ref(), data, false);
+                    }
                     Ok(Err(_)) => {}
                     Err(e) => log_drop(event::NEW_OFFER, &e),
                 }
@@ -495,6 +861,9 @@ impl Offers {
                     }
                     acked = true;
                 });
+                if answered.is_ok() {
+                    self.share(ctx, change::ANSWER, who.as_ref(), data, false);
+                }
                 match answered {
                     Ok(a) => match (a.offerer, Payload::parse(&a.response)) {
                         (Some(to), Ok(p)) => Some((to, event::ANSWER_RESPONSE, p)),
@@ -510,8 +879,13 @@ impl Offers {
                     }
                 }
             }
-            event::SEND_ICE => match board.ice(body) {
-                Ok(r) => r.map(|r| (r.to, event::RECEIVED_ICE, r.candidate)),
+            event::SEND_ICE => match board.ice_outcome(body) {
+                Ok(o) => {
+                    if o.offerer {
+                        self.share(ctx, change::ICE, who.as_ref(), data, o.relay.is_some());
+                    }
+                    o.relay.map(|r| (r.to, event::RECEIVED_ICE, r.candidate))
+                }
                 Err(e) => {
                     log_drop(event::SEND_ICE, &e);
                     None

@@ -183,3 +183,109 @@ fn a_newcomer_gets_the_newest_offers_that_fit_and_one_shared_copy() {
     let changed = b.connected(None, t0).expect("a greeting");
     assert!(changed.get().contains("u10"), "rebuilt after a change");
 }
+
+/// A change as another node's board peer sends it.
+fn change_of(user: &str, body: &str, relayed: bool) -> String {
+    let body: &RawValue = serde_json::from_str(body).unwrap();
+    to_json(&ChangeOut { user: Some(user), body: Some(body), relayed })
+}
+
+fn greeting_of(b: &mut Board) -> String {
+    b.connected(None, Instant::now()).map(|g| g.get().to_string()).unwrap_or_default()
+}
+
+#[test]
+fn changes_made_on_another_node_make_the_same_board() {
+    let (mut here, mut there) = (board(), board());
+    let now = Instant::now();
+    let live = |_: &str| true;
+    let awaiting = here.new_offer(name("Rob-1"), OFFER, now).unwrap();
+    let applied = there.apply(change::OFFER, &change_of("Rob-1", OFFER, false), now, live).unwrap();
+    assert_eq!(applied.awaiting.as_deref(), Some(awaiting.as_str()), "announced to the other node's sockets");
+    let cand = ice("Rob-1", 1, true);
+    here.ice(&cand).unwrap();
+    there.apply(change::ICE, &change_of("Rob-1", &cand, false), now, live).unwrap();
+    let body = format!(r#"{{"offererUserName":"Rob-1","answer":{ANSWER}}}"#);
+    let mut acked = None;
+    there.answer(name("Rob-2"), &body, |c| acked = Some(c)).unwrap();
+    assert_eq!(acked.as_deref(), Some(r#"[{"candidate":"c1"}]"#));
+    let applied = here.apply(change::ANSWER, &change_of("Rob-2", &body, false), now, live).unwrap();
+    assert_eq!(applied, Applied::default(), "an answer is announced to nobody");
+    assert_eq!(greeting_of(&mut here), greeting_of(&mut there));
+    assert!(greeting_of(&mut here).contains(r#""answererUserName":"Rob-2""#));
+}
+
+#[test]
+fn an_offerer_candidate_nobody_relayed_is_relayed_by_the_answers_node() {
+    let (mut offerers, mut answerers) = (board(), board());
+    let now = Instant::now();
+    let live = |_: &str| true;
+    offerers.new_offer(name("Rob-1"), OFFER, now).unwrap();
+    answerers.apply(change::OFFER, &change_of("Rob-1", OFFER, false), now, live).unwrap();
+    answerers.answer(name("Rob-2"), r#"{"offererUserName":"Rob-1"}"#, |_| {}).unwrap();
+    // The offerer's node has not heard of the answer yet: it stores the
+    // candidate and relays it to nobody; the answer's node does.
+    let cand = ice("Rob-1", 2, true);
+    assert_eq!(offerers.ice(&cand).unwrap(), None);
+    let applied = answerers.apply(change::ICE, &change_of("Rob-1", &cand, false), now, live).unwrap();
+    let relay = applied.relay.expect("relayed by the answer's node");
+    assert_eq!((relay.to.as_ref(), relay.candidate.get()), ("Rob-2", r#"{"candidate":"c2"}"#));
+    // Once the offerer's node relays, the other does not again.
+    offerers.apply(change::ANSWER, &change_of("Rob-2", r#"{"offererUserName":"Rob-1"}"#, false), now, live).unwrap();
+    let cand = ice("Rob-1", 3, true);
+    assert!(offerers.ice(&cand).unwrap().is_some());
+    let applied = answerers.apply(change::ICE, &change_of("Rob-1", &cand, true), now, live).unwrap();
+    assert_eq!(applied.relay, None);
+    // A third node, where nobody answered, never relays.
+    let mut third = board();
+    third.apply(change::OFFER, &change_of("Rob-1", OFFER, false), now, live).unwrap();
+    third.apply(change::ANSWER, &change_of("Rob-2", r#"{"offererUserName":"Rob-1"}"#, false), now, live).unwrap();
+    let applied = third.apply(change::ICE, &change_of("Rob-1", &ice("Rob-1", 4, true), false), now, live).unwrap();
+    assert_eq!(applied.relay, None);
+}
+
+#[test]
+fn a_user_gone_everywhere_ages_out_on_every_node() {
+    let mut b = board();
+    let t0 = Instant::now();
+    b.apply(change::OFFER, &change_of("Rob-1", OFFER, false), t0, |_| true).unwrap();
+    b.apply(change::OFFER, &change_of("Rob-2", OFFER, false), t0, |_| true).unwrap();
+    // Rob-1 left its node but has a socket on another: still live.
+    b.apply(change::LEFT, &change_of("Rob-1", "null", false), t0, |_| true).unwrap();
+    assert_eq!(b.connected(None, t0 + Duration::from_secs(61)).map(|_| b.len()), Some(2));
+    b.apply(change::LEFT, &change_of("Rob-1", "null", false), t0, |_| false).unwrap();
+    b.apply(change::BACK, &change_of("Rob-1", "null", false), t0, |_| true).unwrap();
+    assert_eq!(b.connected(None, t0 + Duration::from_secs(61)).map(|_| b.len()), Some(2), "back: live again");
+    // A node died: users with no socket left start to age; a user seen
+    // connected again by a later sweep stops aging.
+    b.sweep(t0, |n| n == "Rob-2");
+    b.sweep(t0, |_| true);
+    assert_eq!(b.connected(None, t0 + Duration::from_secs(61)).map(|_| b.len()), Some(2), "swept back");
+    b.sweep(t0 + Duration::from_secs(61), |n| n == "Rob-2");
+    b.connected(None, t0 + Duration::from_secs(121));
+    let users: Vec<_> = b.offers().map(|o| o.offerer_user_name.clone().unwrap()).collect();
+    assert_eq!(users, [Name::from("Rob-2")]);
+}
+
+#[test]
+fn a_snapshot_merges_in_order_and_twice_is_once() {
+    let (mut old, mut new) = (board(), board());
+    let now = Instant::now();
+    old.new_offer(name("A"), OFFER, now).unwrap();
+    old.ice(&ice("A", 1, true)).unwrap();
+    old.new_offer(name("B"), OFFER, now).unwrap();
+    // The new node already has a newer offer of its own.
+    new.new_offer(name("C"), OFFER, now).unwrap();
+    let snap = old.snapshot();
+    new.apply(change::SNAPSHOT, &snap, now, |_| true).unwrap();
+    new.apply(change::SNAPSHOT, &snap, now, |_| true).unwrap();
+    let users: Vec<_> = new.offers().map(|o| o.offerer_user_name.clone().unwrap()).collect();
+    assert_eq!(users, ["A", "B", "C"].map(Name::from));
+    assert_eq!(new.offers().next().unwrap().offer_ice_candidates.len(), 1);
+    // A later snapshot brings an answer made meanwhile.
+    old.answer(name("Z"), r#"{"offererUserName":"A","answer":{"sdp":"z"}}"#, |_| {}).unwrap();
+    new.apply(change::SNAPSHOT, &old.snapshot(), now, |_| true).unwrap();
+    assert_eq!(new.offers().next().unwrap().answerer_user_name, name("Z"));
+    assert_eq!(new.len(), 3, "bounded by max_offers (3)");
+    assert!(matches!(new.apply(change::SNAPSHOT, "{}", now, |_| true), Err(Dropped::BadPayload { .. })));
+}

@@ -37,6 +37,13 @@
 //! sender", which is socket.io's own broadcast: we use socketioxide's rather
 //! than putting every socket in a hub room, whose presence notices would
 //! cost O(n) per connect.
+//!
+//! # Several nodes
+//! In a cluster, socket.io's broadcast reaches this node's sockets only. The
+//! dialect sends each change of the board to the other nodes through one
+//! internal hub peer per node ([`share_board`]); that peer's task applies
+//! the other nodes' changes here and emits their `newOfferAwaiting` to every
+//! socket of this node (docs/dialects/offers.md §7).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -58,7 +65,7 @@ use crate::app::App;
 use crate::clock;
 use crate::dialect::Ctx;
 use crate::dialect::offers::{self, Answer, BoardLimits, Offers, event};
-use crate::hub::{Event, Name, PeerId};
+use crate::hub::{Event, Name, PeerId, PeerOpts};
 use crate::local_hub::{Attachment, KickReason};
 use crate::outbox::Next;
 use crate::transport::ws::Bucket;
@@ -73,6 +80,9 @@ const SOCKET_BUFFER: usize = 64;
 const BUFFER_RETRY: Duration = Duration::from_millis(5);
 /// The original's `maxHttpBufferSize` (1e6), advertised as `maxPayload`.
 const MAX_PAYLOAD: u64 = 1_000_000;
+/// In a cluster, how often a node checks which users of its board have a
+/// socket anywhere (see `Board::sweep`).
+const BOARD_SWEEP: Duration = Duration::from_secs(30);
 
 /// What the listener's sockets share.
 struct Shared {
@@ -166,6 +176,9 @@ pub fn layer(app: App) -> SocketIoLayer {
         .max_buffer_size(SOCKET_BUFFER)
         .build_layer();
     let shared = Arc::new(Shared { app: app.clone(), offers: Offers::new(BoardLimits::default()) });
+    if app.config.cluster.is_some() {
+        share_board(shared.clone(), io.clone());
+    }
     let admit = move |s: SocketRef, TryData(auth): TryData<serde_json::Value>| admit(shared.clone(), s, auth.ok());
     io.ns("/", connected.with(admit));
     let closer = io.clone();
@@ -175,6 +188,56 @@ pub fn layer(app: App) -> SocketIoLayer {
         closer.close().await;
     });
     layer
+}
+
+/// In a cluster: attaches this node's board peer and starts its task, which
+/// applies what the other nodes' board peers send (their sockets' offers,
+/// answers and candidates) to this node's board, and emits
+/// `newOfferAwaiting` to this node's sockets for an offer made elsewhere.
+/// (docs/dialects/offers.md, "Several nodes".)
+fn share_board(shared: Arc<Shared>, io: SocketIo) {
+    let app = &shared.app;
+    let now = clock::now();
+    let mut att = app.hub.attach(app.space, PeerOpts::default(), false, now);
+    let mut out = Vec::new();
+    if let Err(e) = shared.offers.board_opened(&mut shared.ctx(att.peer, &mut out)) {
+        warn!(error = %e, "offers: this node's board is not shared with the other nodes");
+        app.hub.detach(att.peer, att.conn, true, Vec::new(), now);
+        return;
+    }
+    let span = info_span!("board", peer = %att.peer, dialect = "offers");
+    let tracker = app.tracker.clone();
+    let task = async move {
+        let mut sweep = tokio::time::interval(BOARD_SWEEP);
+        sweep.reset();
+        loop {
+            let next = tokio::select! {
+                next = att.rx.next() => next,
+                _ = sweep.tick() => {
+                    shared.offers.sweep(&mut shared.ctx(att.peer, &mut Vec::new()));
+                    continue;
+                }
+            };
+            match next {
+                Next::Event(ev) => {
+                    let mut out = Vec::new();
+                    let Some(list) = shared.offers.board_event(ev, &mut shared.ctx(att.peer, &mut out)) else {
+                        continue;
+                    };
+                    for s in io.sockets() {
+                        if let Err(e) = s.emit(event::NEW_OFFER_AWAITING, &*list) {
+                            debug!(error = %e, "emit failed");
+                        }
+                    }
+                }
+                Next::Probe => {}
+                Next::Alarm(_) | Next::Closed => break,
+            }
+        }
+        att.rx.close();
+        shared.app.hub.detach(att.peer, att.conn, true, Vec::new(), clock::now());
+    };
+    tracker.spawn(task.instrument(span));
 }
 
 /// Connect middleware: runs before the CONNECT acknowledgement is sent. A
