@@ -684,13 +684,9 @@ async fn matchbox_next_2_pairs_span_nodes_and_never_meet_later_ones() {
 
 // ---------------------------------------------------------------- offers
 
-/// The offers dialect's board of offers (and socket.io's `broadcast.emit`
-/// of `newOfferAwaiting`) lives in each node's process: an offer made on
-/// node 1 is never seen on node 2, so no call can be set up across nodes.
-/// Issue 10 asks for "offers' board of offers" to be the same on every node;
-/// this is what it should do.
+/// An offer made on node 1 is answered on node 2 (the board is shared
+/// through each node's board peer: docs/dialects/offers.md §7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the offers board is per node, not replicated (issue 10): an offer is not seen on another node"]
 async fn offers_an_offer_made_on_one_node_is_answered_on_the_other() {
     let redis = Redis::start();
     let (n1, n2) = two(&redis, "offers", DialectKind::Offers, |_| {}).await;
@@ -701,7 +697,8 @@ async fn offers_an_offer_made_on_one_node_is_answered_on_the_other() {
     rob1.connect(&auth("Rob-1")).await;
     let (mut rob2, _) = eio::Ws::open(n2.addr(0)).await;
     rob2.connect(&auth("Rob-2")).await;
-    settle(&[&n1, &n2], 2.0).await;
+    // Two users, plus each node's board peer.
+    settle(&[&n1, &n2], 4.0).await;
 
     rob1.send(&format!(r#"42["newOffer",{offer}]"#)).await;
     let stored = |answerer: &str, answer: &str| {
