@@ -1,7 +1,7 @@
 //! Gives a test page the old browser API for showing a MediaStream through a
 //! URL: `URL.createObjectURL(mediaStream)`, with the URL then assigned to a
 //! <video>/<audio> element's `src`. Browsers removed this in 2018 (Chrome 71,
-//! Firefox 62, Safari) in favour of `element.srcObject = stream`; pages
+//! Firefox 62) in favour of `element.srcObject = stream`; pages
 //! written before that (EasyRTC 1.1.0's client, in `setVideoObjectSrc`)
 //! throw a TypeError at `createObjectURL` in a current browser.
 //!
