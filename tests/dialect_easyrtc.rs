@@ -660,3 +660,38 @@ async fn with_authentication_the_handshake_needs_a_token_and_rooms_follow_its_cl
     assert!(failed.starts_with("431[") && failed.contains("LOGIN_GEN_FAIL"), "{failed}");
     assert_eq!(w.next().await, "41");
 }
+
+/// Two nodes of a cluster on a real Redis: a client on each, one application.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_two_nodes_of_a_cluster_share_rooms_and_relay() {
+    let redis = common::redis::Redis::start();
+    let node = || {
+        let mut c = config();
+        c.cluster = Some(switchboard::config::ClusterConfig {
+            redis: redis.url(),
+            name: "easyrtc".into(),
+            node_timeout: std::time::Duration::from_secs(2),
+        });
+        TestServer::start(c)
+    };
+    let (n1, n2) = (node().await, node().await);
+    let (mut a, _) = Peer::login(n1.addr(0), Mode::Websocket, "app", "").await;
+    n2.wait_metric("switchboard_rooms", |v| v == 1.0).await;
+    let (mut b, token) = Peer::login(n2.addr(0), Mode::Polling, "app", "").await;
+    let who = [("A", a.id.clone()), ("B", b.id.clone())];
+    assert!(
+        mask(&token, &who).contains(&format!(r#""clientList":{{{},{}}}"#, entry("A"), entry("B"))),
+        "the newcomer on node 2 sees the member on node 1: {token}"
+    );
+    let (name, delta) = a.push_masked(&who).await;
+    assert_eq!(name, "easyrtcCmd");
+    assert!(delta.contains(r#""updateClient":{"B":"#), "{delta}");
+    let msg = format!(r#"{{"msgType":"offer","targetEasyrtcid":"{}","msgData":{OFFER}}}"#, b.id);
+    assert_eq!(a.request("easyrtcCmd", &msg).await, ACK);
+    let (name, relayed) = b.push_masked(&who).await;
+    assert_eq!(name, "easyrtcCmd");
+    assert_eq!(
+        relayed,
+        format!(r#"{{"senderEasyrtcid":"A","msgData":{OFFER},"easyrtcid":"B","msgType":"offer","serverTime":0}}"#)
+    );
+}
