@@ -193,6 +193,19 @@ wait_quiet() {
         waited=$((waited + 1))
     done
 }
+# Waits (at most 10 s) until the nodes on these ports each count N nodes
+# (switchboard_cluster_nodes on /metrics); says so if they do not.
+wait_nodes() { # port... n
+    local n=${*: -1} port v i
+    for port in "${@:1:$#-1}"; do
+        for ((i = 0; i < 100; i++)); do
+            v=$(curl -s --max-time 1 "http://127.0.0.1:$port/metrics" | awk '$1 == "switchboard_cluster_nodes" { print $2 }')
+            [[ $v == "$n" ]] && break
+            sleep 0.1
+        done
+        [[ $v == "$n" ]] || note "node on port $port counts '${v:-?}' nodes, not $n, after 10 s"
+    done
+}
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 run_one() { # rep setup
@@ -215,8 +228,8 @@ run_one() { # rep setup
             p2=$("$NB" free-port)
             start_node "$SB" "$p1" "$log1" "$REDIS_URL" "$cluster" || ok=0
             ((ok)) && { start_node "$SB" "$p2" "$log2" "$REDIS_URL" "$cluster" || ok=0; }
-            # Let the nodes hear each other's hello before pairs connect.
-            sleep 0.5
+            # Pairs connect once both nodes count each other (at most 10 s).
+            ((ok)) && wait_nodes "$p1" "$p2" 2
             target=(--port2 "$p2" --server-pid2 "${NODE_PIDS[1]:-0}")
             ;;
     esac
