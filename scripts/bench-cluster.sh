@@ -10,6 +10,8 @@
 #                  from one node to the other through Redis
 #   old-no-redis   (only with OLD_BIN) another binary, e.g. the pre-cluster
 #                  commit, one node, no --redis: the same-run before/after
+#   old-redis-2nodes  (only with OLD_BIN, if it has --redis; not by default)
+#                  redis-2nodes with OLD_BIN: before/after a cluster change
 #
 # Redis (redis-server from PATH) is started once, on a free 127.0.0.1 port,
 # with no persistence (--save "" --appendonly no); every run uses a cluster
@@ -29,8 +31,8 @@
 #
 # Options:
 #   -s, --setups LIST      comma-separated, from: no-redis redis-1node redis-2nodes
-#                          old-no-redis [SETUPS, default all but old-no-redis;
-#                          old-no-redis is added when OLD_BIN is set]
+#                          old-no-redis old-redis-2nodes [SETUPS, default the
+#                          first three, and old-no-redis when OLD_BIN is set]
 #   -h, --help             this text
 #
 # Environment (whole numbers unless said):
@@ -48,6 +50,8 @@
 #   REDIS_SERVER=redis-server   the Redis binary
 #   OUT=FILE               results file to append to
 #
+# Needs redis-server (Debian package redis-server) and curl (to see the two
+# nodes count each other on /metrics before the pairs connect).
 # Bounded: every nativebench run has a timeout, every node is stopped by its
 # PID (SIGTERM, then SIGKILL after 5 s), Redis is stopped by its PID at exit.
 set -euo pipefail
@@ -74,8 +78,8 @@ read -r -a SETUP_LIST <<<"${SETUPS//,/ }"
 for s in "${SETUP_LIST[@]}"; do
     case $s in
         no-redis | redis-1node | redis-2nodes) ;;
-        old-no-redis) [[ -n ${OLD_BIN:-} ]] || die "old-no-redis needs OLD_BIN" ;;
-        *) die "unknown setup '$s' (no-redis, redis-1node, redis-2nodes, old-no-redis)" ;;
+        old-no-redis | old-redis-2nodes) [[ -n ${OLD_BIN:-} ]] || die "$s needs OLD_BIN" ;;
+        *) die "unknown setup '$s' (no-redis, redis-1node, redis-2nodes, old-no-redis, old-redis-2nodes)" ;;
     esac
 done
 
@@ -224,16 +228,17 @@ run_one() { # rep setup
         no-redis) start_node "$SB" "$p1" "$log1" || ok=0 ;;
         old-no-redis) bin=$OLD; start_node "$OLD" "$p1" "$log1" || ok=0 ;;
         redis-1node) start_node "$SB" "$p1" "$log1" "$REDIS_URL" "$cluster" || ok=0 ;;
-        redis-2nodes)
+        redis-2nodes | old-redis-2nodes)
+            [[ $setup == old-* ]] && bin=$OLD
             p2=$("$NB" free-port)
-            start_node "$SB" "$p1" "$log1" "$REDIS_URL" "$cluster" || ok=0
-            ((ok)) && { start_node "$SB" "$p2" "$log2" "$REDIS_URL" "$cluster" || ok=0; }
+            start_node "$bin" "$p1" "$log1" "$REDIS_URL" "$cluster" || ok=0
+            ((ok)) && { start_node "$bin" "$p2" "$log2" "$REDIS_URL" "$cluster" || ok=0; }
             # Pairs connect once both nodes count each other (at most 10 s).
             ((ok)) && wait_nodes "$p1" "$p2" 2
             target=(--port2 "$p2" --server-pid2 "${NODE_PIDS[1]:-0}")
             ;;
     esac
-    case $setup in redis-*) target+=(--redis-port "$REDIS_PORT" --redis-pid "$REDIS_PID") ;; esac
+    case $setup in redis-* | old-redis-*) target+=(--redis-port "$REDIS_PORT" --redis-pid "$REDIS_PID") ;; esac
     if ((!ok)); then
         echo "did not start (logs: $log1 $log2)" >&2
         stop_nodes
