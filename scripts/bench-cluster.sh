@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks switchboard as a cluster over Redis (issue 10) against one node,
 # in the same run: the relay workload of bench/native (nativebench relay,
-# native protocol; see its README) on three setups, interleaved, REPS times:
+# native protocol; see its README) on three setups, interleaved (each
+# repetition starting one setup further on), REPS times:
 #
 #   no-redis       one node, no --redis (as without a cluster)
 #   redis-1node    one node with --redis; both sides of every pair on it
@@ -272,9 +273,11 @@ run_one() { # rep setup
 START_LOAD=$(loadavg)
 START_TIME=$(date -u +%FT%TZ)
 note "run $RUN_ID: $REPS rep(s) x [${SETUP_LIST[*]}]; switchboard: $SB${OLD:+; old: $OLD}; $REDIS_VERSION on port $REDIS_PORT (pid $REDIS_PID)"
+# Each repetition starts one setup further on, so that no setup always
+# follows the same one (other processes' load drifts over a run).
 for ((rep = 1; rep <= REPS; rep++)); do
-    for s in "${SETUP_LIST[@]}"; do
-        run_one "$rep" "$s"
+    for ((i = 0; i < ${#SETUP_LIST[@]}; i++)); do
+        run_one "$rep" "${SETUP_LIST[(i + rep - 1) % ${#SETUP_LIST[@]}]}"
     done
 done
 END_LOAD=$(loadavg)
