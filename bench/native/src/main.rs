@@ -9,6 +9,7 @@ mod idle;
 mod payload;
 mod procstat;
 mod proto;
+mod redisinfo;
 mod relay;
 mod report;
 mod seqcheck;
@@ -58,6 +59,21 @@ enum Cmd {
         /// Seconds allowed after the window for in-flight messages to return.
         #[arg(long, default_value_t = 5.0)]
         drain: f64,
+        /// Port of a second server (a node of the same cluster): the B side of
+        /// every pair connects there, the A side to --port, so every message
+        /// crosses from one node to the other. Without it both sides use --port.
+        #[arg(long)]
+        port2: Option<u16>,
+        /// PID of the second server (its CPU counts with the first's).
+        #[arg(long, requires = "port2")]
+        server_pid2: Option<u32>,
+        /// Port of the cluster's Redis on 127.0.0.1: PUBLISH calls, commands
+        /// and bytes through it in the window (INFO stats commandstats).
+        #[arg(long)]
+        redis_port: Option<u16>,
+        /// PID of redis-server: its CPU in the window (/proc/PID/stat).
+        #[arg(long)]
+        redis_pid: Option<u32>,
     },
     /// Open N registered connections, hold them; server RSS per connection, connect rate, survivors.
     Idle {
@@ -135,6 +151,10 @@ enum Cmd {
         /// Only lines whose tags.run is this.
         #[arg(long)]
         run: Option<String>,
+        /// Also print relay figures as ratios to this server's (tags.server)
+        /// in the same repetition.
+        #[arg(long)]
+        baseline: Option<String>,
     },
 }
 
@@ -218,17 +238,25 @@ fn summary(v: &Value) -> String {
         _ => String::new(),
     };
     let text = match v["workload"].as_str() {
-        Some("relay") => format!(
-            "{} relay: {} msgs/s, {} per server CPU-s, RTT p50 {} us p99 {} us, lost {} misordered {} errors {}",
-            v["proto"].as_str().unwrap_or("?"),
-            n("relayed_msgs_per_s"),
-            n("msgs_per_server_cpu_s"),
-            v["rtt_us"]["p50"],
-            v["rtt_us"]["p99"],
-            n("lost"),
-            n("misordered"),
-            n("errors"),
-        ),
+        Some("relay") => {
+            format!(
+                "{} relay: {} msgs/s, {} per server CPU-s, RTT p50 {} us p99 {} us, lost {} misordered {} errors {}",
+                v["proto"].as_str().unwrap_or("?"),
+                n("relayed_msgs_per_s"),
+                n("msgs_per_server_cpu_s"),
+                v["rtt_us"]["p50"],
+                v["rtt_us"]["p99"],
+                n("lost"),
+                n("misordered"),
+                n("errors"),
+            ) + &match (v["split"].as_bool(), v["redis_cpu_util"].as_f64()) {
+                (Some(true), r) => {
+                    format!(", split across 2 nodes{}", r.map_or(String::new(), |r| format!(", Redis {r} cores")))
+                }
+                (_, Some(r)) => format!(", Redis {r} cores"),
+                _ => String::new(),
+            }
+        }
         _ => format!(
             "{} idle: {}/{} registered, {} B/conn, {} connects/s, {} still open",
             v["proto"].as_str().unwrap_or("?"),
@@ -244,12 +272,33 @@ fn summary(v: &Value) -> String {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Relay { common, pairs, window, size, seconds, warmup, drain } => {
+        Cmd::Relay {
+            common,
+            pairs,
+            window,
+            size,
+            seconds,
+            warmup,
+            drain,
+            port2,
+            server_pid2,
+            redis_port,
+            redis_pid,
+        } => {
             if pairs == 0 || window == 0 || seconds <= 0.0 {
                 bail!("--pairs, --window and --seconds must be positive");
             }
             let o = relay::RelayOpts { pairs, window, size, seconds, warmup, drain };
-            run_workload(common, "relay", async move |t, pid, nonce| relay::run(t, pid, &nonce, o).await)
+            let target_b = port2.map(|port| Target {
+                proto: common.proto,
+                port,
+                connect_timeout: Duration::from_secs_f64(common.connect_timeout),
+            });
+            run_workload(common, "relay", async move |t, pid, nonce| {
+                let setup =
+                    relay::Setup { server_pid: pid, target_b, server_pid_b: server_pid2, redis_port, redis_pid };
+                relay::run(t, setup, &nonce, o).await
+            })
         }
         Cmd::Idle { common, conns, concurrency, settle, hold, max_seconds } => {
             let o = idle::IdleOpts { conns, concurrency, settle, hold, max_seconds };
@@ -321,6 +370,6 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Report { input, run } => report::print(&input, run.as_deref()),
+        Cmd::Report { input, run, baseline } => report::print(&input, run.as_deref(), baseline.as_deref()),
     }
 }

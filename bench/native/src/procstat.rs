@@ -92,15 +92,20 @@ pub fn nofile_of(pid: u32) -> Option<u64> {
 
 /// Server and own CPU, and the machine's, at one moment; differences of two
 /// snapshots give what each used in between and what everything else did.
-#[derive(Clone, Copy)]
+/// `extra` are other processes of the setup (a second server, Redis), read
+/// the same way and not counted as noise.
+#[derive(Clone)]
 pub struct CpuSnapshot {
     server: Option<f64>,
+    extra: Vec<Option<f64>>,
     me: Option<f64>,
     machine: Option<f64>,
 }
 
 pub struct CpuUse {
     pub server_s: Option<f64>,
+    /// CPU of each of the `extra` processes, in their order.
+    pub extra_s: Vec<Option<f64>>,
     pub client_s: Option<f64>,
     /// CPU of every other process on the machine (noise).
     pub other_s: Option<f64>,
@@ -108,8 +113,13 @@ pub struct CpuUse {
 
 impl CpuSnapshot {
     pub fn take(server_pid: Option<u32>) -> CpuSnapshot {
+        Self::take_with(server_pid, &[])
+    }
+
+    pub fn take_with(server_pid: Option<u32>, extra: &[u32]) -> CpuSnapshot {
         CpuSnapshot {
             server: server_pid.and_then(|p| cpu_seconds(Some(p)).ok()),
+            extra: extra.iter().map(|&p| cpu_seconds(Some(p)).ok()).collect(),
             me: cpu_seconds(None).ok(),
             machine: machine_busy_seconds().ok(),
         }
@@ -118,9 +128,10 @@ impl CpuSnapshot {
     pub fn since(&self, earlier: &CpuSnapshot) -> CpuUse {
         let d = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
         let server_s = d(self.server, earlier.server);
+        let extra_s: Vec<Option<f64>> = self.extra.iter().zip(&earlier.extra).map(|(a, b)| d(*a, *b)).collect();
         let client_s = d(self.me, earlier.me);
-        let other_s =
-            d(self.machine, earlier.machine).map(|m| (m - server_s.unwrap_or(0.0) - client_s.unwrap_or(0.0)).max(0.0));
-        CpuUse { server_s, client_s, other_s }
+        let ours = server_s.unwrap_or(0.0) + client_s.unwrap_or(0.0) + extra_s.iter().flatten().sum::<f64>();
+        let other_s = d(self.machine, earlier.machine).map(|m| (m - ours).max(0.0));
+        CpuUse { server_s, extra_s, client_s, other_s }
     }
 }

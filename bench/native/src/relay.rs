@@ -16,6 +16,7 @@ use crate::conn::{Conn, Target};
 use crate::payload::{self, Payload};
 use crate::procstat::{self, CpuSnapshot};
 use crate::proto::Kind;
+use crate::redisinfo;
 use crate::stats::{latency_json_us, round2, round3};
 
 pub struct RelayOpts {
@@ -29,10 +30,40 @@ pub struct RelayOpts {
     pub drain: f64,
 }
 
+/// The processes of the setup, besides the load: the server the A sides
+/// connect to, and for a cluster run the server of the B sides and Redis.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    /// The first server (A sides; both sides when there is no second).
+    pub server_pid: Option<u32>,
+    /// Where the B side of every pair connects, if not to the first server.
+    pub target_b: Option<Target>,
+    pub server_pid_b: Option<u32>,
+    /// Redis of the cluster: its port (for INFO counters) and PID (CPU).
+    pub redis_port: Option<u16>,
+    pub redis_pid: Option<u32>,
+}
+
+impl Setup {
+    /// Processes whose CPU is read besides the first server's: the second
+    /// server, then Redis (absent ones are left out).
+    fn extra_pids(&self) -> Vec<u32> {
+        self.server_pid_b.into_iter().chain(self.redis_pid).collect()
+    }
+}
+
 /// Connections opened at once while setting up pairs.
 const CONNECT_CONCURRENCY: usize = 64;
 
-async fn connect_pairs(target: Target, prefix: &str, pairs: usize) -> Result<Vec<(Conn, Conn)>> {
+/// Opens the pairs: side A on `target`, side B on `target_b` (the same
+/// server when `None`).
+async fn connect_pairs(
+    target: Target,
+    target_b: Option<Target>,
+    prefix: &str,
+    pairs: usize,
+) -> Result<Vec<(Conn, Conn)>> {
+    let target_b = target_b.unwrap_or(target);
     let sem = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let tasks: Vec<_> = (0..pairs)
         .map(|i| {
@@ -41,7 +72,7 @@ async fn connect_pairs(target: Target, prefix: &str, pairs: usize) -> Result<Vec
             tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let a = Conn::open(target, &format!("{label}-a")).await?;
-                let b = Conn::open(target, &format!("{label}-b")).await?;
+                let b = Conn::open(target_b, &format!("{label}-b")).await?;
                 Ok::<_, anyhow::Error>((a, b))
             })
         })
@@ -150,6 +181,8 @@ struct PhaseOutcome {
     tally: SenderTally,
     errors: u64,
     cpu: procstat::CpuUse,
+    /// Redis counters over the window (cluster runs with `--redis-port`).
+    redis: Option<Value>,
     server_rss_kib: Option<u64>,
     conns: Vec<Conn>,
 }
@@ -160,8 +193,11 @@ async fn relay_phase(
     payload: Arc<Payload>,
     o: &RelayOpts,
     seconds: f64,
-    server_pid: Option<u32>,
+    setup: Option<&Setup>,
 ) -> Result<PhaseOutcome> {
+    let server_pid = setup.and_then(|s| s.server_pid);
+    let extra = setup.map(Setup::extra_pids).unwrap_or_default();
+    let redis_port = setup.and_then(|s| s.redis_port);
     let epoch = Instant::now();
     let start = epoch + Duration::from_millis(300);
     let deadline = start + Duration::from_secs_f64(seconds);
@@ -186,9 +222,15 @@ async fn relay_phase(
     }
 
     sleep_until(start).await;
-    let before = CpuSnapshot::take(server_pid);
+    let redis_before = redis_port.map(redisinfo::read);
+    let before = CpuSnapshot::take_with(server_pid, &extra);
     sleep_until(deadline).await;
-    let cpu = CpuSnapshot::take(server_pid).since(&before);
+    let cpu = CpuSnapshot::take_with(server_pid, &extra).since(&before);
+    let redis = match (redis_before, redis_port.map(redisinfo::read)) {
+        (Some(Ok(b)), Some(Ok(a))) => Some(redisinfo::rates(&b, &a, seconds)),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => Some(json!({ "error": format!("{e:#}") })),
+        _ => None,
+    };
     let server_rss_kib = server_pid.and_then(|p| procstat::rss_kib(p).ok());
 
     let mut tally = SenderTally::default();
@@ -215,7 +257,7 @@ async fn relay_phase(
         }
         conns.push(b);
     }
-    Ok(PhaseOutcome { tally, errors, cpu, server_rss_kib, conns })
+    Ok(PhaseOutcome { tally, errors, cpu, redis, server_rss_kib, conns })
 }
 
 async fn close_all(conns: Vec<Conn>) {
@@ -225,7 +267,7 @@ async fn close_all(conns: Vec<Conn>) {
     }
 }
 
-pub async fn run(target: Target, server_pid: Option<u32>, nonce: &str, o: RelayOpts) -> Result<Value> {
+pub async fn run(target: Target, setup: Setup, nonce: &str, o: RelayOpts) -> Result<Value> {
     procstat::raise_nofile();
     let payload = Arc::new(Payload::new(o.size));
 
@@ -233,20 +275,43 @@ pub async fn run(target: Target, server_pid: Option<u32>, nonce: &str, o: RelayO
     // server holds no leftover sessions (a native peer dropped without a
     // close would wait out its resume grace).
     if o.warmup > 0.0 {
-        let pairs = connect_pairs(target, &format!("w{nonce}"), o.pairs).await.context("warm-up connections")?;
+        let pairs = connect_pairs(target, setup.target_b, &format!("w{nonce}"), o.pairs)
+            .await
+            .context("warm-up connections")?;
         let out = relay_phase(pairs, payload.clone(), &o, o.warmup, None).await?;
         close_all(out.conns).await;
     }
 
     let t = Instant::now();
-    let pairs = connect_pairs(target, &format!("r{nonce}"), o.pairs).await?;
+    let pairs = connect_pairs(target, setup.target_b, &format!("r{nonce}"), o.pairs).await?;
     let setup_s = t.elapsed().as_secs_f64();
-    let out = relay_phase(pairs, payload.clone(), &o, o.seconds, server_pid).await?;
+    let out = relay_phase(pairs, payload.clone(), &o, o.seconds, Some(&setup)).await?;
     drop(out.conns);
 
     let msgs = 2.0 * out.tally.in_window as f64;
-    let per_cpu = out.cpu.server_s.filter(|&s| s > 0.0).map(|s| (msgs / s).round() as u64);
+    // All servers together: with two nodes, the second's CPU counts too.
+    let mut extra = out.cpu.extra_s.iter().copied();
+    let server_b_s = if setup.server_pid_b.is_some() { extra.next().flatten() } else { None };
+    let redis_s = if setup.redis_pid.is_some() { extra.next().flatten() } else { None };
+    let servers_s = match (out.cpu.server_s, setup.server_pid_b) {
+        (Some(a), Some(_)) => server_b_s.map(|b| a + b),
+        (a, None) => a,
+        (None, Some(_)) => None,
+    };
+    let per_cpu = servers_s.filter(|&s| s > 0.0).map(|s| (msgs / s).round() as u64);
+    let split = setup.target_b.is_some_and(|b| b.port != target.port);
+    // Split pairs: every relayed message goes from one node to the other
+    // through Redis exactly once.
+    let cross = if split { Some((msgs / o.seconds).round() as u64) } else { Some(0) };
     Ok(json!({
+        "split": split,
+        "port_b": setup.target_b.map(|b| b.port),
+        "server_a_cpu_s": out.cpu.server_s.map(round3),
+        "server_b_cpu_s": server_b_s.map(round3),
+        "redis_cpu_s": redis_s.map(round3),
+        "redis_cpu_util": redis_s.map(|s| round2(s / o.seconds)),
+        "redis": out.redis,
+        "cross_node_msgs_per_s": if setup.redis_port.is_some() || split { cross } else { None },
         "pairs": o.pairs,
         "window": o.window,
         "payload_bytes": payload.typical_len(),
@@ -256,8 +321,8 @@ pub async fn run(target: Target, server_pid: Option<u32>, nonce: &str, o: RelayO
         "round_trips": out.tally.in_window,
         "relayed_msgs_per_s": (msgs / o.seconds).round() as u64,
         "rtt_us": latency_json_us(out.tally.rtt_ns),
-        "server_cpu_s": out.cpu.server_s.map(round3),
-        "server_cpu_util": out.cpu.server_s.map(|s| round2(s / o.seconds)),
+        "server_cpu_s": servers_s.map(round3),
+        "server_cpu_util": servers_s.map(|s| round2(s / o.seconds)),
         "msgs_per_server_cpu_s": per_cpu,
         "client_cpu_s": out.cpu.client_s.map(round3),
         "other_cpu_s": out.cpu.other_s.map(round2),

@@ -39,6 +39,35 @@ const RELAY_ROWS: &[Row] = &[
     Row { label: "lost + mis-ordered", value: |v| Some(num(v, &["lost"])? + num(v, &["misordered"])?), format: whole },
     Row { label: "errors", value: |v| num(v, &["errors"]), format: whole },
     Row { label: "other processes' CPU-s in window", value: |v| num(v, &["other_cpu_s"]), format: two },
+    // Cluster runs only (rows with no figure at all are left out).
+    Row {
+        label: "cross-node msgs/s (through Redis)",
+        value: |v| num(v, &["cross_node_msgs_per_s"]),
+        format: thousands,
+    },
+    Row { label: "Redis CPU (cores busy)", value: |v| num(v, &["redis_cpu_util"]), format: two },
+    Row { label: "Redis PUBLISH calls/s", value: |v| num(v, &["redis", "publishes_per_s"]), format: thousands },
+    Row {
+        label: "cross-node msgs per PUBLISH",
+        value: |v| {
+            let p = num(v, &["redis", "publishes_per_s"])?;
+            if p > 0.0 { Some(num(v, &["cross_node_msgs_per_s"])? / p) } else { None }
+        },
+        format: |x| format!("{x:.1}"),
+    },
+    Row {
+        label: "Redis in + out (MB/s)",
+        value: |v| Some((num(v, &["redis", "net_in_bytes_per_s"])? + num(v, &["redis", "net_out_bytes_per_s"])?) / 1e6),
+        format: |x| format!("{x:.1}"),
+    },
+    Row {
+        label: "cross-node msgs per Redis CPU-second",
+        value: |v| {
+            let r = num(v, &["redis_cpu_util"])?;
+            if r > 0.0 { Some(num(v, &["cross_node_msgs_per_s"])? / r) } else { None }
+        },
+        format: thousands,
+    },
 ];
 
 const IDLE_ROWS: &[Row] = &[
@@ -53,7 +82,18 @@ const IDLE_ROWS: &[Row] = &[
     Row { label: "failed", value: |v| num(v, &["failed"]), format: whole },
 ];
 
-pub fn print(input: &Path, run: Option<&str>) -> Result<()> {
+/// Figures compared with a baseline server's, run by run.
+const RATIO_ROWS: &[(&str, &[&str])] = &[
+    ("relayed msgs/s", &["relayed_msgs_per_s"]),
+    ("RTT p50", &["rtt_us", "p50"]),
+    ("RTT p99", &["rtt_us", "p99"]),
+    ("msgs per server CPU-second", &["msgs_per_server_cpu_s"]),
+];
+
+/// Markdown tables of medians; with `baseline`, also each relay figure of
+/// `RATIO_ROWS` over the baseline server's in the same repetition
+/// (`tags.rep`), as the median of those per-repetition ratios.
+pub fn print(input: &Path, run: Option<&str>, baseline: Option<&str>) -> Result<()> {
     let text = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
     let mut lines = Vec::new();
     for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -90,7 +130,35 @@ pub fn print(input: &Path, run: Option<&str>) -> Result<()> {
                     median(xs).map_or("-".to_string(), row.format)
                 })
                 .collect();
+            if cells.iter().all(|c| c == "-") {
+                continue;
+            }
             println!("| {} | {} |", row.label, cells.join(" | "));
+        }
+        if let (Some(base), "relay") = (baseline, workload) {
+            let others: Vec<&String> = servers.iter().filter(|s| s.as_str() != base).collect();
+            println!("\n### relay, ratio to {base} in the same repetition (median of per-repetition ratios)\n");
+            println!("| | {} |", others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" | "));
+            println!("|---|{}", "---:|".repeat(others.len()));
+            for (label, path) in RATIO_ROWS {
+                let cells: Vec<String> = others
+                    .iter()
+                    .map(|s| {
+                        let ratios: Vec<f64> = good(s)
+                            .iter()
+                            .filter_map(|v| {
+                                let b = good(base).into_iter().find(|b| b["tags"]["rep"] == v["tags"]["rep"])?;
+                                let (x, y) = (num(v, path)?, num(b, path)?);
+                                (y > 0.0).then(|| x / y)
+                            })
+                            .collect();
+                        let (n, m) = (ratios.len(), median(ratios.clone()));
+                        let all: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+                        m.map_or("-".into(), |m| format!("{m:.2}x ({n} reps: {})", all.join(", ")))
+                    })
+                    .collect();
+                println!("| {label} | {} |", cells.join(" | "));
+            }
         }
         for v in of_kind.iter().filter(|v| v.get("error").is_some()) {
             println!("\n- {} failed: {}", server_of(v), v["error"]);
