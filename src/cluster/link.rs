@@ -315,7 +315,8 @@ async fn publisher(
             outbox::Next::Closed | outbox::Next::Alarm(()) => return,
             outbox::Next::Probe => continue,
         };
-        let mut batch = vec![first];
+        let mut batch = Vec::with_capacity(32);
+        batch.push(first);
         while batch.len() < BATCH {
             match uplink.try_recv() {
                 Ok(o) => batch.push(o),
@@ -323,21 +324,26 @@ async fn publisher(
             }
         }
         // One message per destination, each keeping the order of its items.
+        // Usually there is one destination: the batch is that group as is.
         let mut dests: Vec<Dest> = Vec::new();
         let mut groups: Vec<Vec<Outgoing>> = Vec::new();
-        for o in batch {
-            match dests.iter().position(|d| *d == o.dest) {
-                Some(i) => groups[i].push(o),
-                None => {
-                    dests.push(o.dest);
-                    groups.push(vec![o]);
+        if batch.iter().all(|o| o.dest == batch[0].dest) {
+            dests.push(batch[0].dest);
+            groups.push(batch);
+        } else {
+            for o in batch {
+                match dests.iter().position(|d| *d == o.dest) {
+                    Some(i) => groups[i].push(o),
+                    None => {
+                        dests.push(o.dest);
+                        groups.push(vec![o]);
+                    }
                 }
             }
         }
         let mut pipe = redis::pipe();
         for (dest, group) in dests.iter().zip(&groups) {
-            let items: Vec<Item> = group.iter().map(|o| o.item.clone()).collect();
-            pipe.publish(keys.to(*dest), wire::encode(node, &items));
+            pipe.publish(keys.to(*dest), wire::encode_each(node, group.iter().map(|o| &o.item)));
         }
         match bounded(pipe.query_async::<Vec<i64>>(&mut cmd)).await {
             Ok(counts) => {

@@ -91,7 +91,19 @@ const VERSION: u8 = 1;
 
 /// Encodes a batch from `node`.
 pub fn encode(node: NodeId, items: &[Item]) -> Vec<u8> {
-    let mut w = Writer(Vec::with_capacity(64 * items.len() + 16));
+    encode_each(node, items.iter())
+}
+
+/// Encodes a batch from `node` of items held elsewhere (the publisher keeps
+/// its own in case their node turns out to be gone). The buffer is sized
+/// once from the payloads' lengths: a batch of relayed signals is mostly
+/// payload bytes, and growing it by doubling copied them again and again.
+pub fn encode_each<'a, I>(node: NodeId, items: I) -> Vec<u8>
+where
+    I: ExactSizeIterator<Item = &'a Item> + Clone,
+{
+    let size = 16 + items.clone().map(estimate).sum::<usize>();
+    let mut w = Writer(Vec::with_capacity(size));
     w.u8(VERSION);
     w.u64(node);
     w.u32(items.len() as u32);
@@ -99,6 +111,20 @@ pub fn encode(node: NodeId, items: &[Item]) -> Vec<u8> {
         w.item(item);
     }
     w.0
+}
+
+/// About how many bytes an item takes encoded (its payloads, plus room for
+/// the fixed fields); only sizes the buffer.
+fn estimate(item: &Item) -> usize {
+    let event = |e: &Event| match e {
+        Event::Signal { payload, kind, .. } => 96 + payload.get().len() + kind.len(),
+        _ => 96,
+    };
+    match item {
+        Item::Deliver { event: e, .. } => 16 + event(e),
+        Item::Adopt { events, .. } => 32 + events.iter().map(event).sum::<usize>(),
+        _ => 64,
+    }
 }
 
 /// Decodes a batch: its sender and items.
