@@ -134,6 +134,7 @@ async fn a_killed_nodes_peers_leave_when_nobody_resumes_them() {
     assert_eq!(offline["peer"]["id"], bob_id);
     assert!(t0.elapsed() < Duration::from_secs(5), "within node timeout plus grace: {:?}", t0.elapsed());
     a.wait_metric("switchboard_peers", |v| v == 1.0).await;
+    assert_eq!(a.metric("switchboard_node_peers").await, 1.0, "the dead node's peers are forgotten");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,7 +226,8 @@ async fn a_node_taken_for_dead_that_comes_back_gets_what_waited_for_its_peers() 
     let a = node(&redis).await;
     let b = node_process(&redis);
     let (mut alice, _, _) = named_at(a.addr(0), "alice").await;
-    let (mut bob, bob_id, _) = named_at(b.addr(), "bob").await;
+    let b_addr = b.addr();
+    let (mut bob, bob_id, _) = named_at(b_addr, "bob").await;
     a.wait_metric("switchboard_peers", |v| v == 2.0).await;
     // Node B stalls past the node timeout: A takes it for dead.
     b.signal("STOP");
@@ -239,8 +241,17 @@ async fn a_node_taken_for_dead_that_comes_back_gets_what_waited_for_its_peers() 
     for i in 0..5 {
         alice.send(&json!({"type": "signal", "to": bob_id, "data": {"n": i}})).await;
     }
+    // Someone arrives on A meanwhile: B must learn of her when it is back.
+    let (_carol, _, _) = named_at(a.addr(0), "carol").await;
     b.signal("CONT");
     a.wait_metric("switchboard_cluster_nodes", |v| v == 2.0).await;
+    tokio::time::timeout(WAIT, async {
+        while common::metric_in(&common::http_get(b_addr, "/metrics").await.1, "switchboard_peers") != 3.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("node B knows all three peers again");
     for i in 0..5 {
         assert_eq!(next_of(&mut bob, "signal").await["data"]["n"], i);
     }

@@ -108,6 +108,13 @@ redis.call('SET', KEYS[1], ARGV[1])
 return false
 ";
 
+/// Raises the node counter to `ARGV[1]` if it is lower.
+const KEEP_ABOVE: &str = r"
+local n = tonumber(ARGV[1])
+if (tonumber(redis.call('GET', KEYS[1]) or '0') or 0) < n then redis.call('SET', KEYS[1], n) end
+return 1
+";
+
 /// Gives a name back if `ARGV[1]` still holds it.
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
@@ -324,23 +331,9 @@ async fn publisher(
             }
         }
         // One message per destination, each keeping the order of its items.
-        // Usually there is one destination: the batch is that group as is.
-        let mut dests: Vec<Dest> = Vec::new();
-        let mut groups: Vec<Vec<Outgoing>> = Vec::new();
-        if batch.iter().all(|o| o.dest == batch[0].dest) {
-            dests.push(batch[0].dest);
-            groups.push(batch);
-        } else {
-            for o in batch {
-                match dests.iter().position(|d| *d == o.dest) {
-                    Some(i) => groups[i].push(o),
-                    None => {
-                        dests.push(o.dest);
-                        groups.push(vec![o]);
-                    }
-                }
-            }
-        }
+        // Items for the cluster's channel are read by every node: nothing
+        // for a node is moved across one, so each node still reads in order.
+        let (dests, groups) = group_by_destination(batch);
         let mut pipe = redis::pipe();
         for (dest, group) in dests.iter().zip(&groups) {
             pipe.publish(keys.to(*dest), wire::encode_each(node, group.iter().map(|o| &o.item)));
@@ -362,6 +355,34 @@ async fn publisher(
     }
 }
 
+/// Splits a batch into messages, one per destination, in order: items for
+/// one node are gathered, but never across an item for every node.
+fn group_by_destination(batch: Vec<Outgoing>) -> (Vec<Dest>, Vec<Vec<Outgoing>>) {
+    let mut dests: Vec<Dest> = Vec::new();
+    let mut groups: Vec<Vec<Outgoing>> = Vec::new();
+    // Where the groups after the last cluster-wide item start.
+    let mut segment = 0;
+    for o in batch {
+        let found = if o.dest == Dest::All {
+            // Only the group just before, if it is for every node too.
+            (dests.last() == Some(&Dest::All)).then(|| dests.len() - 1)
+        } else {
+            dests[segment..].iter().position(|d| *d == o.dest).map(|i| i + segment)
+        };
+        match found {
+            Some(i) => groups[i].push(o),
+            None => {
+                if o.dest == Dest::All {
+                    segment = dests.len() + 1;
+                }
+                dests.push(o.dest);
+                groups.push(vec![o]);
+            }
+        }
+    }
+    (dests, groups)
+}
+
 /// Keeps the lease, says "alive" on the cluster channel, keeps the peer set
 /// and the name claims current, and notices Redis going and coming back.
 async fn heartbeat(
@@ -376,8 +397,12 @@ async fn heartbeat(
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let beat = wire::encode(link.node, &[]);
+    // What Redis holds for this node as far as it knows. `restate`: it may
+    // hold less (first beat, a failed beat, a Redis that lost the lease):
+    // record everything again, and give back every name not held now.
     let mut peers: HashSet<u64> = HashSet::new();
     let mut names: HashSet<(SpaceId, Name, PeerId)> = HashSet::new();
+    let mut restate = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -388,60 +413,80 @@ async fn heartbeat(
         // Recorded by a claim since the last beat: given back below if no
         // longer held (a name claimed and released between two beats too).
         names.extend(std::mem::take(&mut *claimed.lock().unwrap_or_else(|e| e.into_inner())));
-        let own = link.hub.own_names();
         let now_peers: HashSet<u64> = link.hub.own_peers().into_iter().map(|p| p.0).collect();
-        let now_names: HashSet<(SpaceId, Name, PeerId)> = own.into_iter().collect();
+        let now_names: HashSet<(SpaceId, Name, PeerId)> = link.hub.own_names().into_iter().collect();
+        let secs = lease.as_secs().max(1);
         let mut pipe = redis::pipe();
-        pipe.set_ex(keys.lease(link.node), clock_stamp(), lease.as_secs().max(1))
-            .ignore()
-            .publish(keys.to(Dest::All), beat.clone())
-            .ignore();
-        let added: Vec<u64> = now_peers.difference(&peers).copied().collect();
-        let removed: Vec<u64> = peers.difference(&now_peers).copied().collect();
+        // The lease's old value: none means Redis lost it (it restarted).
+        pipe.cmd("SET").arg(keys.lease(link.node)).arg(clock_stamp()).arg("EX").arg(secs).arg("GET");
+        pipe.publish(keys.to(Dest::All), beat.clone()).ignore();
+        if restate {
+            // Node numbers stay above every node this one knows, alive or in
+            // its peers' grace, even after Redis restarted empty.
+            pipe.cmd("EVAL")
+                .arg(KEEP_ABOVE)
+                .arg(1)
+                .arg(keys.seq())
+                .arg(link.hub.highest_node().max(link.node))
+                .ignore();
+            pipe.del(keys.peers(link.node)).ignore();
+        }
+        let added: Vec<u64> =
+            if restate { now_peers.iter().copied().collect() } else { now_peers.difference(&peers).copied().collect() };
+        let removed: Vec<u64> = if restate { Vec::new() } else { peers.difference(&now_peers).copied().collect() };
         if !added.is_empty() {
             pipe.sadd(keys.peers(link.node), &added).ignore();
         }
         if !removed.is_empty() {
             pipe.srem(keys.peers(link.node), &removed).ignore();
         }
-        pipe.expire(keys.peers(link.node), lease.as_secs().max(1) as i64).ignore();
-        if names != now_names {
+        pipe.expire(keys.peers(link.node), secs as i64).ignore();
+        let claims: Vec<&(SpaceId, Name, PeerId)> =
+            if restate { now_names.iter().collect() } else { now_names.difference(&names).collect() };
+        let releases: Vec<&(SpaceId, Name, PeerId)> = names.difference(&now_names).collect();
+        if !claims.is_empty() || !releases.is_empty() {
             // A pipeline runs scripts by hash only: load them first (a Redis
             // that restarted has forgotten them).
             for script in [CLAIM, RELEASE] {
                 pipe.cmd("SCRIPT").arg("LOAD").arg(script).ignore();
             }
         }
-        for (space, name, peer) in now_names.difference(&names) {
+        for (space, name, peer) in claims {
             // Names claimed before Redis came back (or non-exclusive ones)
             // are recorded too; a live holder elsewhere keeps its record.
             // Before the releases: a record that changes hands here (a keyed
             // claim's stand-in id, then its peer's) is never absent between.
             pipe.invoke_script(&claim_script(&keys, link.node, *space, name, *peer)).ignore();
         }
-        for (space, name, peer) in names.difference(&now_names) {
+        for (space, name, peer) in releases {
             pipe.invoke_script(
                 redis::Script::new(RELEASE).key(keys.name(*space, name)).arg(format!("{}:{}", link.node, peer.0)),
             )
             .ignore();
         }
-        match bounded(pipe.query_async::<()>(&mut cmd)).await {
-            Ok(()) if sub_ok => {
+        match bounded(pipe.query_async::<(Option<String>,)>(&mut cmd)).await {
+            Ok((old_lease,)) if sub_ok => {
                 peers = now_peers;
                 names = now_names;
+                // Redis lost the lease: it lost the rest too; restate next beat.
+                restate = old_lease.is_none() && !restate;
+                if restate {
+                    info!("Redis lost this node's lease (it restarted): recording peers and names again");
+                }
                 if !link.hub.redis_up() {
                     link.hub.redis_reachable(true, clock::now());
                 }
             }
-            Ok(()) => debug!("Redis answers, the subscription not yet"),
+            Ok(_) => debug!("Redis answers, the subscription not yet"),
             Err(e) => {
                 if link.hub.redis_up() {
                     warn!(error = %e, "Redis is unreachable");
                 }
                 link.hub.redis_reachable(false, clock::now());
-                // Everything is restated once it is back.
-                peers.clear();
-                names.clear();
+                // Everything is restated once it is back; names possibly
+                // recorded are kept, to be given back if no longer held.
+                names.extend(now_names);
+                restate = true;
             }
         }
     }
@@ -451,4 +496,27 @@ async fn heartbeat(
 fn clock_stamp() -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     secs.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::PeerId;
+
+    fn out(dest: Dest, n: u64) -> Outgoing {
+        Outgoing { dest, item: Item::Gone(PeerId(n)) }
+    }
+
+    #[test]
+    fn a_batch_is_grouped_by_node_but_never_across_an_item_for_every_node() {
+        let (a, b) = (Dest::Node(1), Dest::Node(2));
+        let batch = vec![out(a, 1), out(b, 2), out(a, 3), out(Dest::All, 4), out(Dest::All, 5), out(a, 6), out(b, 7)];
+        let (dests, groups) = group_by_destination(batch);
+        let ids: Vec<Vec<u64>> = groups
+            .iter()
+            .map(|g| g.iter().map(|o| if let Item::Gone(p) = o.item { p.0 } else { 0 }).collect())
+            .collect();
+        assert_eq!(dests, [a, b, Dest::All, a, b]);
+        assert_eq!(ids, [vec![1, 3], vec![2], vec![4, 5], vec![6], vec![7]]);
+    }
 }

@@ -89,6 +89,9 @@ pub struct Malformed(&'static str);
 
 const VERSION: u8 = 1;
 
+/// Longest duration a message may carry (a day): durations become deadlines.
+const MAX_MS: u64 = 86_400_000;
+
 /// Encodes a batch from `node`.
 pub fn encode(node: NodeId, items: &[Item]) -> Vec<u8> {
     encode_each(node, items.iter())
@@ -516,7 +519,7 @@ impl<'a> Reader<'a> {
             info: self.payload()?,
             token: self.name()?,
             key: self.name()?,
-            opts: PeerOpts { grace: Duration::from_millis(self.u64()?), grant: self.opt(Self::grant)? },
+            opts: PeerOpts { grace: Duration::from_millis(self.u64()?.min(MAX_MS)), grant: self.opt(Self::grant)? },
             away: self.bool()?,
         })
     }
@@ -564,7 +567,8 @@ impl<'a> Reader<'a> {
                 let missing = match self.u8()? {
                     0 => Missing::Drop,
                     1 => Missing::Report,
-                    _ => Missing::Hold(Duration::from_millis(self.u64()?)),
+                    // Bounded: a deadline is computed from it.
+                    _ => Missing::Hold(Duration::from_millis(self.u64()?.min(MAX_MS))),
                 };
                 Command::Signal { to, kind, payload, missing, mark: self.payload()? }
             }

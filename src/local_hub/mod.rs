@@ -465,7 +465,7 @@ impl LocalHub {
         let st = self.lock();
         let census = st.hub.census();
         let (node_peers, cluster) = match &st.cluster {
-            Some(c) => (census.peers - c.homes.len(), Some(c.census())),
+            Some(c) => (census.peers.saturating_sub(c.homes.len()), Some(c.census())),
             None => (census.peers, None),
         };
         crate::hub::Census { outbox_bytes: self.shared.budget.total.used(), node_peers, cluster, ..census }
@@ -518,6 +518,7 @@ impl LocalHub {
         let mut out = Vec::new();
         Self::check_nodes(&mut st, now, &mut out);
         st.hub.tick(now, &mut out);
+        Self::forget_gone(&mut st, now);
         self.flush(&mut st, &mut out, now);
         self.find_slow_consumers(&mut st, now);
     }

@@ -27,13 +27,17 @@ pub(super) struct Replicas {
     connected: bool,
     /// Receivers of other nodes whose outbox is over its budget: senders
     /// here wait before sending them more.
-    valves: FxHashMap<PeerId, outbox::Valve>,
+    valves: FxHashMap<PeerId, (outbox::Valve, Instant)>,
     /// This node's receivers over budget with what other nodes forwarded,
     /// and the nodes to tell when they have room again.
     full: FxHashMap<PeerId, Vec<NodeId>>,
     /// How long a node may be silent before it counts as dead.
     node_timeout: Duration,
 }
+
+/// Longest a sender waits for a receiver on another node to have room,
+/// should the word that it has never come.
+const VALVE_MAX: Duration = Duration::from_secs(5);
 
 /// Events another node makes itself for its peers (presence, calls) are
 /// not forwarded; signals and delivery failures are.
@@ -118,7 +122,7 @@ impl LocalHub {
         match sent {
             // The receiver's node said its outbox is full: the sender waits.
             Ok(Fill::Under) => match c.valves.get(&to) {
-                Some(valve) if valve.is_closed() => Forward::Over(valve.room()),
+                Some((valve, _)) if valve.is_closed() => Forward::Over(valve.room()),
                 _ => Forward::Done,
             },
             Ok(Fill::Over) => Forward::Over(c.uplink.room()),
@@ -195,9 +199,11 @@ impl LocalHub {
         let known = c.nodes.insert(from, now).is_some();
         if !known {
             // New, or back after it was taken for dead: ask for its peers
-            // (their restatement brings back those marked away meanwhile).
+            // (their restatement brings back those marked away meanwhile),
+            // and tell it ours (it missed what they did meanwhile).
             tracing::info!(node = from, "a node joined (or came back)");
             c.send(Dest::Node(from), Item::Hello);
+            Self::restate_to(st, Dest::Node(from));
         }
         let mut out = Vec::new();
         for item in items {
@@ -211,13 +217,7 @@ impl LocalHub {
         match item {
             Item::Hello => {
                 c.nodes.insert(from, now);
-                let mine: Vec<PeerId> = st.hub.ids().into_iter().filter(|id| !c.homes.contains_key(id)).collect();
-                for id in &mine {
-                    if let Some(state) = st.hub.export(*id) {
-                        c.send(Dest::Node(from), Item::Peer(state));
-                    }
-                }
-                c.send(Dest::Node(from), Item::Census(mine));
+                Self::restate_to(st, Dest::Node(from));
             }
             Item::Peer(state) => {
                 if st.outboxes.contains_key(&state.id) {
@@ -257,9 +257,15 @@ impl LocalHub {
                 if node == c.me {
                     return;
                 }
+                if !st.hub.contains(peer) {
+                    // Its replica is gone here (its grace ran out first):
+                    // ask its node for it.
+                    c.send(Dest::Node(node), Item::Hello);
+                    return;
+                }
                 c.homes.insert(peer, node);
                 st.hub.set_replica(peer, true);
-                if let Some(valve) = c.valves.remove(&peer) {
+                if let Some((valve, _)) = c.valves.remove(&peer) {
                     valve.open();
                 }
                 let mut waiting = Vec::new();
@@ -335,17 +341,19 @@ impl LocalHub {
             }
             Item::Full(peer) => {
                 if c.homes.get(&peer) == Some(&from) {
-                    c.valves.entry(peer).or_default().close();
+                    c.valves.entry(peer).or_insert_with(|| (outbox::Valve::default(), now)).0.close();
                 }
             }
             Item::Room(peer) => {
-                if let Some(valve) = c.valves.remove(&peer) {
+                if let Some((valve, _)) = c.valves.remove(&peer) {
                     valve.open();
                 }
             }
             Item::Bye => {
-                c.nodes.remove(&from);
+                // Its away peers were handed over; any it still held are
+                // away here now, as when a node dies.
                 tracing::info!(node = from, "a node left the cluster");
+                Self::node_dead(st, from, now, out);
             }
         }
     }
@@ -394,7 +402,7 @@ impl LocalHub {
         c.nodes.remove(&node);
         let peers: Vec<PeerId> = c.homes.iter().filter(|(_, n)| **n == node).map(|(id, _)| *id).collect();
         for id in &peers {
-            if let Some(valve) = c.valves.remove(id) {
+            if let Some((valve, _)) = c.valves.remove(id) {
                 valve.open();
             }
         }
@@ -421,6 +429,23 @@ impl LocalHub {
         }
     }
 
+    /// After the hub's tick: forgets replicas whose grace ran out here, and
+    /// opens valves that waited too long.
+    pub(super) fn forget_gone(st: &mut State, now: Instant) {
+        let Some(c) = &mut st.cluster else { return };
+        let hub = &st.hub;
+        c.homes.retain(|id, _| hub.contains(*id));
+        // A "Room" that never came (lost while Redis failed a publish) must
+        // not hold senders for good: a valve opens by itself after a while.
+        c.valves.retain(|id, (valve, since)| {
+            let keep = hub.contains(*id) && now.saturating_duration_since(*since) < VALVE_MAX;
+            if !keep {
+                valve.open();
+            }
+            keep
+        });
+    }
+
     /// Redis went away (`false`) or came back (`true`). Back: every node is
     /// given time to speak again, and this node asks everyone for their
     /// peers and restates its own.
@@ -433,7 +458,7 @@ impl LocalHub {
         }
         c.connected = up;
         // Nobody can say "room" now: nobody waits for it.
-        for (_, valve) in c.valves.drain() {
+        for (_, (valve, _)) in c.valves.drain() {
             valve.open();
         }
         if !up {
@@ -445,13 +470,19 @@ impl LocalHub {
             *t = now;
         }
         c.send(Dest::All, Item::Hello);
+        Self::restate_to(st, Dest::All);
+    }
+
+    /// Sends `dest` every peer of this node as it is, then their list.
+    fn restate_to(st: &State, dest: Dest) {
+        let Some(c) = &st.cluster else { return };
         let mine: Vec<PeerId> = st.hub.ids().into_iter().filter(|id| !c.homes.contains_key(id)).collect();
         for id in &mine {
             if let Some(state) = st.hub.export(*id) {
-                c.send(Dest::All, Item::Peer(state));
+                c.send(dest, Item::Peer(state));
             }
         }
-        c.send(Dest::All, Item::Census(mine));
+        c.send(dest, Item::Census(mine));
     }
 
     /// Whether Redis is reachable (always, outside a cluster).
@@ -480,6 +511,13 @@ impl LocalHub {
         }
         c.send(Dest::All, Item::Bye);
         count
+    }
+
+    /// The highest node number this node knows of: live nodes, and nodes
+    /// whose peers are still replicated here (dead, within their grace).
+    pub fn highest_node(&self) -> NodeId {
+        let st = self.lock();
+        st.cluster.as_ref().map_or(0, |c| c.nodes.keys().chain(c.homes.values()).copied().max().unwrap_or(0).max(c.me))
     }
 
     /// Items waiting to be published.
