@@ -144,6 +144,7 @@ async fn nodes_recover_by_themselves_when_redis_restarts() {
     let (mut alice, _, _) = named_at(a.addr(0), "alice").await;
     let (mut bob, bob_id, _) = named_at(b.addr(0), "bob").await;
     a.wait_metric("switchboard_peers", |v| v == 2.0).await;
+    let call = call(&mut alice, &mut bob, &bob_id).await;
     alice.send(&json!({"type": "signal", "to": bob_id, "data": "before"})).await;
     assert_eq!(next_of(&mut bob, "signal").await["data"], "before");
 
@@ -175,6 +176,10 @@ async fn nodes_recover_by_themselves_when_redis_restarts() {
     let (mut other, _) = a.client().await;
     other.send(&json!({"type": "name", "name": "bob", "ref": "n"})).await;
     assert_eq!(next_of(&mut other, "error").await["code"], "name_taken");
+    // Nobody was taken for dead: the call went on without "away"/"back"
+    // (`next_of` fails on any frame but presence before the one awaited).
+    bob.send(&json!({"type": "hangup", "call": call})).await;
+    assert_eq!(next_of(&mut alice, "ended").await["reason"], "hangup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -169,7 +169,7 @@ pub async fn join(config: &ClusterConfig, hub: LocalHub, stop: CancellationToken
     let beat = config.node_timeout / 5;
     let lease = config.node_timeout;
     tokio::spawn(subscriber(push_rx, hub.clone(), stop.clone()));
-    tokio::spawn(publisher(uplink, cmd.clone(), keys.clone(), hub.clone(), node));
+    tokio::spawn(publisher(uplink, cmd.clone(), keys.clone(), hub.clone(), node, config.node_timeout));
     tokio::spawn(heartbeat(link.clone(), sub, keys.clone(), beat, lease, claimed));
     // Everyone tells the newcomer about their peers.
     let hello = wire::encode(node, &[Item::Hello]);
@@ -315,6 +315,7 @@ async fn publisher(
     keys: Keys,
     hub: LocalHub,
     node: NodeId,
+    patience: Duration,
 ) {
     loop {
         let first = match uplink.next().await {
@@ -341,7 +342,12 @@ async fn publisher(
         match bounded(pipe.query_async::<Vec<i64>>(&mut cmd)).await {
             Ok(counts) => {
                 for ((dest, group), count) in dests.into_iter().zip(groups).zip(counts) {
-                    if let (Dest::Node(n), 0) = (dest, count) {
+                    // Just after Redis came back, nodes resubscribe one by one:
+                    // an empty channel then means "not yet", not "dead".
+                    if let (Dest::Node(n), 0) = (dest, count)
+                        && !(hub.redis_back_within(patience, clock::now())
+                            && redelivered(&mut cmd, &keys, node, n, &group, patience).await)
+                    {
                         hub.unreachable(n, group, clock::now());
                     }
                 }
@@ -353,6 +359,32 @@ async fn publisher(
             }
         }
     }
+}
+
+/// Nobody read what was published to node `n` just after Redis came back.
+/// If its lease lives, it is only between subscriptions: publish again for
+/// a while. Whether someone read it in the end.
+async fn redelivered(
+    cmd: &mut ConnectionManager,
+    keys: &Keys,
+    node: NodeId,
+    n: NodeId,
+    group: &[Outgoing],
+    patience: Duration,
+) -> bool {
+    let give_up = clock::now() + patience;
+    let message = wire::encode_each(node, group.iter().map(|o| &o.item));
+    while clock::now() < give_up {
+        let alive: bool = bounded(cmd.exists(keys.lease(n))).await.unwrap_or(false);
+        if !alive {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if bounded(cmd.publish::<_, _, i64>(keys.to(Dest::Node(n)), &message)).await.unwrap_or(0) > 0 {
+            return true;
+        }
+    }
+    false
 }
 
 /// Splits a batch into messages, one per destination, in order: items for

@@ -51,6 +51,9 @@ pub enum Item {
         to: PeerId,
         /// The event.
         event: Event,
+        /// Whether its sender waits for room (then it may pass the
+        /// receiver's hard bound; otherwise it is refused there).
+        waits: bool,
     },
     /// The sender is leaving: node `by` now holds this away peer and what
     /// waited for it (sent to `by` only; the others learn where it is).
@@ -253,9 +256,10 @@ impl Writer {
                 self.u64(peer.0);
                 self.u64(*node);
             }
-            Item::Deliver { to, event } => {
+            Item::Deliver { to, event, waits } => {
                 self.u8(6);
                 self.u64(to.0);
+                self.bool(*waits);
                 self.event(event);
             }
             Item::Adopt { peer, by, events } => {
@@ -535,7 +539,7 @@ impl<'a> Reader<'a> {
             3 => Item::Away(self.peer()?),
             4 => Item::Gone(self.peer()?),
             5 => Item::Moved { peer: self.peer()?, node: self.u64()? },
-            6 => Item::Deliver { to: self.peer()?, event: self.event()? },
+            6 => Item::Deliver { to: self.peer()?, waits: self.bool()?, event: self.event()? },
             7 => {
                 let peer = self.peer()?;
                 let by = self.u64()?;
@@ -659,6 +663,7 @@ mod tests {
             },
             Item::Deliver {
                 to: PeerId(9),
+                waits: true,
                 event: Event::Signal {
                     from: info(3),
                     kind: "offer".into(),

@@ -583,7 +583,13 @@ impl LocalHub {
                     Err(outbox::TrySendError::Full(e)) => {
                         self.shared.metrics.delivery_refused();
                         tracing::debug!(peer = %to, "outbox at its bound: delivery refused, sender told");
-                        refused(st, to, e, Undelivered::Congested);
+                        match refusal_notice(to, e, Undelivered::Congested) {
+                            // A sender of this node hears at once (if it has room).
+                            Some(n) if st.outboxes.contains_key(&n.to) => refused_local(st, n),
+                            // One of another node's hears through its node.
+                            Some(n) => more.push(n),
+                            None => {}
+                        }
                         continue;
                     }
                     Err(outbox::TrySendError::Closed(e)) => e,
@@ -645,11 +651,25 @@ impl LocalHub {
 /// A delivery an outbox refused: a signal's sender hears that it was not
 /// delivered (if its own outbox has room for the notice).
 fn refused(st: &State, to: PeerId, event: Event, reason: Undelivered) {
-    let Event::Signal { from, kind, mark, .. } = event else { return };
-    let notice = Event::Undeliverable { to: Target::Id(to), kind, mark, reason };
-    if let Some(sender) = st.outboxes.get(&from.id) {
-        let _ = sender.tx.try_send(notice);
+    if let Some(Delivery { to, event }) = refusal_notice(to, event, reason)
+        && let Some(sender) = st.outboxes.get(&to)
+    {
+        let _ = sender.tx.try_send(event);
     }
+}
+
+/// Puts a refusal notice in its (local) sender's outbox, if it has room.
+fn refused_local(st: &State, notice: Delivery) {
+    if let Some(sender) = st.outboxes.get(&notice.to) {
+        let _ = sender.tx.try_send(notice.event);
+    }
+}
+
+/// The notice to a refused signal's sender, wherever it is (another node's
+/// peer hears it through its node).
+fn refusal_notice(to: PeerId, event: Event, reason: Undelivered) -> Option<Delivery> {
+    let Event::Signal { from, kind, mark, .. } = event else { return None };
+    Some(Delivery { to: from.id, event: Event::Undeliverable { to: Target::Id(to), kind, mark, reason } })
 }
 
 impl outbox::Weigh for Event {

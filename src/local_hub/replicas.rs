@@ -25,6 +25,8 @@ pub(super) struct Replicas {
     pub(super) homes: FxHashMap<PeerId, NodeId>,
     /// Whether Redis is reachable.
     connected: bool,
+    /// When Redis last came back after being unreachable.
+    back_at: Option<Instant>,
     /// Receivers of other nodes whose outbox is over its budget: senders
     /// here wait before sending them more.
     valves: FxHashMap<PeerId, (outbox::Valve, Instant)>,
@@ -95,6 +97,7 @@ impl LocalHub {
             nodes: FxHashMap::default(),
             homes: FxHashMap::default(),
             connected: true,
+            back_at: None,
             node_timeout,
             valves: FxHashMap::default(),
             full: FxHashMap::default(),
@@ -117,7 +120,7 @@ impl LocalHub {
         if !c.connected {
             return Forward::Refused(event, Undelivered::Unreachable);
         }
-        let out = Outgoing { dest: Dest::Node(*node), item: Item::Deliver { to, event } };
+        let out = Outgoing { dest: Dest::Node(*node), item: Item::Deliver { to, event, waits } };
         let sent = if waits { c.uplink.try_send_waiting(out) } else { c.uplink.try_send(out) };
         match sent {
             // The receiver's node said its outbox is full: the sender waits.
@@ -280,12 +283,14 @@ impl LocalHub {
                 }
                 out.extend(waiting.into_iter().map(|event| Delivery { to: peer, event }));
             }
-            Item::Deliver { to, event } => {
-                // Straight into a connected receiver's outbox, past its budget
-                // if need be (the sender was accepted on its own node): the
-                // sender's node is told to make it wait.
+            Item::Deliver { to, event, waits } => {
+                // From a sender that waits: straight into a connected
+                // receiver's outbox, past its budget if need be (the sender
+                // was accepted on its own node), and the sender's node is told
+                // to make it wait. Others go the way of any delivery: refused
+                // at the outbox's hard bound, the sender told.
                 let event = match st.outboxes.get(&to) {
-                    Some(conn) if !st.hub.is_away(to) => match conn.tx.try_send_waiting(event) {
+                    Some(conn) if waits && !st.hub.is_away(to) => match conn.tx.try_send_waiting(event) {
                         Ok(Fill::Under) => return,
                         Ok(Fill::Over) => {
                             let nodes = c.full.entry(to).or_default();
@@ -388,7 +393,7 @@ impl LocalHub {
             Self::node_dead(st, node, now, &mut out);
         }
         for o in back {
-            if let Item::Deliver { to, event } = o.item {
+            if let Item::Deliver { to, event, .. } = o.item {
                 let _ = st.hub.deliver_routed(to, event, &mut out);
             }
         }
@@ -466,6 +471,7 @@ impl LocalHub {
             return;
         }
         tracing::info!("Redis is reachable again: re-announcing this node's peers");
+        c.back_at = Some(now);
         for t in c.nodes.values_mut() {
             *t = now;
         }
@@ -483,6 +489,12 @@ impl LocalHub {
             }
         }
         c.send(dest, Item::Census(mine));
+    }
+
+    /// Whether Redis came back (after being unreachable) within `within`.
+    pub fn redis_back_within(&self, within: Duration, now: Instant) -> bool {
+        let st = self.lock();
+        st.cluster.as_ref().and_then(|c| c.back_at).is_some_and(|at| now.saturating_duration_since(at) < within)
     }
 
     /// Whether Redis is reachable (always, outside a cluster).
@@ -538,7 +550,7 @@ impl LocalHub {
     pub fn refuse_routed(&self, items: Vec<Outgoing>, _now: Instant) {
         let st = self.lock();
         for o in items {
-            if let Item::Deliver { to, event } = o.item {
+            if let Item::Deliver { to, event, .. } = o.item {
                 refused(&st, to, event, Undelivered::Unreachable);
             }
         }
