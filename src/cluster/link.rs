@@ -345,7 +345,7 @@ async fn publisher(
                     // Just after Redis came back, nodes resubscribe one by one:
                     // an empty channel then means "not yet", not "dead".
                     if let (Dest::Node(n), 0) = (dest, count)
-                        && !(hub.redis_back_within(patience, clock::now())
+                        && !(hub.redis_settling(patience, clock::now())
                             && redelivered(&mut cmd, &keys, node, n, &group, patience).await)
                     {
                         hub.unreachable(n, group, clock::now());
@@ -361,9 +361,11 @@ async fn publisher(
     }
 }
 
-/// Nobody read what was published to node `n` just after Redis came back.
-/// If its lease lives, it is only between subscriptions: publish again for
-/// a while. Whether someone read it in the end.
+/// Nobody read what was published to node `n` while Redis is coming back:
+/// the node is likely between subscriptions (nodes reconnect one after
+/// another; an empty Redis has lost their leases too, so those prove
+/// nothing yet). Publishes again for at most `patience` (the node
+/// timeout); whether someone read it in the end.
 async fn redelivered(
     cmd: &mut ConnectionManager,
     keys: &Keys,
@@ -375,10 +377,6 @@ async fn redelivered(
     let give_up = clock::now() + patience;
     let message = wire::encode_each(node, group.iter().map(|o| &o.item));
     while clock::now() < give_up {
-        let alive: bool = bounded(cmd.exists(keys.lease(n))).await.unwrap_or(false);
-        if !alive {
-            return false;
-        }
         tokio::time::sleep(Duration::from_millis(100)).await;
         if bounded(cmd.publish::<_, _, i64>(keys.to(Dest::Node(n)), &message)).await.unwrap_or(0) > 0 {
             return true;

@@ -30,6 +30,8 @@ use crate::port::{HubPort, Pressure};
 
 mod replicas;
 
+pub use replicas::SETTLE;
+
 /// Why the server ends a connection on its own: the alarm of its outbox.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum KickReason {

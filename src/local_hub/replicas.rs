@@ -27,6 +27,9 @@ pub(super) struct Replicas {
     connected: bool,
     /// When Redis last came back after being unreachable.
     back_at: Option<Instant>,
+    /// When this node last read its own heartbeat back from Redis: proof
+    /// that its own link works, without which others' silence proves nothing.
+    self_heard: Instant,
     /// Receivers of other nodes whose outbox is over its budget: senders
     /// here wait before sending them more.
     valves: FxHashMap<PeerId, (outbox::Valve, Instant)>,
@@ -36,6 +39,10 @@ pub(super) struct Replicas {
     /// How long a node may be silent before it counts as dead.
     node_timeout: Duration,
 }
+
+/// How many node timeouts after Redis comes back nodes are given to
+/// reconnect and speak before silence counts against them.
+pub const SETTLE: u32 = 3;
 
 /// Longest a sender waits for a receiver on another node to have room,
 /// should the word that it has never come.
@@ -98,6 +105,7 @@ impl LocalHub {
             homes: FxHashMap::default(),
             connected: true,
             back_at: None,
+            self_heard: clock::now(),
             node_timeout,
             valves: FxHashMap::default(),
             full: FxHashMap::default(),
@@ -197,6 +205,7 @@ impl LocalHub {
         let st = &mut *guard;
         let Some(c) = &mut st.cluster else { return };
         if from == c.me {
+            c.self_heard = now;
             return;
         }
         let known = c.nodes.insert(from, now).is_some();
@@ -426,6 +435,15 @@ impl LocalHub {
             return;
         }
         let timeout = c.node_timeout;
+        // Just after Redis came back, nodes reconnect one after another, each
+        // with its own backoff: silence is no sign of death yet.
+        if c.back_at.is_some_and(|at| now.saturating_duration_since(at) < timeout * SETTLE) {
+            return;
+        }
+        // Nor while this node does not hear itself: its own link is at fault.
+        if now.saturating_duration_since(c.self_heard) > timeout / 2 {
+            return;
+        }
         let dead: Vec<NodeId> =
             c.nodes.iter().filter(|(_, t)| now.saturating_duration_since(**t) > timeout).map(|(n, _)| *n).collect();
         for node in dead {
@@ -491,10 +509,14 @@ impl LocalHub {
         c.send(dest, Item::Census(mine));
     }
 
-    /// Whether Redis came back (after being unreachable) within `within`.
-    pub fn redis_back_within(&self, within: Duration, now: Instant) -> bool {
+    /// Whether Redis is only coming back: this node has not seen it answer
+    /// since it failed, or saw it come back less than `within` ago (other
+    /// nodes may still be resubscribing).
+    pub fn redis_settling(&self, within: Duration, now: Instant) -> bool {
         let st = self.lock();
-        st.cluster.as_ref().and_then(|c| c.back_at).is_some_and(|at| now.saturating_duration_since(at) < within)
+        st.cluster
+            .as_ref()
+            .is_some_and(|c| !c.connected || c.back_at.is_some_and(|at| now.saturating_duration_since(at) < within))
     }
 
     /// Whether Redis is reachable (always, outside a cluster).
