@@ -31,16 +31,15 @@ use socketioxide::handler::{ConnectHandler, FromMessageParts, Value as SioValue}
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span};
 
-use super::socketio::{emit_waiting, first_arg};
+use super::socketio::{first_arg, pump};
 use crate::admission::{self, Door, Entry, Refusal, Ticket};
 use crate::app::App;
 use crate::clock;
 use crate::dialect::Ctx;
 use crate::dialect::easyrtc::{self, Env, Session};
-use crate::local_hub::{Attachment, KickReason};
-use crate::outbox::Next;
+use crate::local_hub::Attachment;
 use crate::transport::ws::Bucket;
 
 /// Engine.IO timings of the original (engine.io 1.x defaults).
@@ -171,61 +170,19 @@ async fn run(
     app: App,
     s: SocketRef,
     session: Arc<Mutex<Session>>,
-    mut att: Attachment,
+    att: Attachment,
     gone: CancellationToken,
     over_rate: CancellationToken,
     // Counts this socket against its client address until the loop ends.
     _ticket: Option<Ticket>,
 ) {
     info!(sid = %s.id, "connected");
-    let mut stalled = None;
-    let mut check = tokio::time::interval(PING_INTERVAL);
-    check.reset();
-    loop {
-        tokio::select! {
-            biased;
-            _ = gone.cancelled() => break,
-            _ = over_rate.cancelled() => {
-                let rate = app.config.conn.rate;
-                warn!(rate, "rate limit exceeded: disconnecting (at most {rate} events/s)");
-                let _ = s.clone().disconnect();
-                break;
-            }
-            next = att.rx.next() => match next {
-                Next::Event(ev) => {
-                    let emit = session.lock().unwrap_or_else(|e| e.into_inner()).emit_of(ev, SystemTime::now());
-                    let Some((event, text)) = emit else { continue };
-                    let Ok(payload) = RawValue::from_string(text) else { continue };
-                    if !emit_waiting(&s, event, &payload, true, &mut stalled, app.config.slow_after).await {
-                        warn!("socket buffer full and not read: disconnecting slow client");
-                        app.hub.metrics().queue_drop();
-                        let _ = s.clone().disconnect();
-                        break;
-                    }
-                }
-                // Engine.IO's own pings watch socket.io clients.
-                Next::Probe => {}
-                Next::Alarm(KickReason::Shutdown) | Next::Closed => break,
-                Next::Alarm(reason) => {
-                    if reason == KickReason::SlowConsumer {
-                        warn!("outbox full: disconnecting slow client");
-                    }
-                    let _ = s.clone().disconnect();
-                    break;
-                }
-            },
-            _ = check.tick() => {
-                if !s.connected() {
-                    break;
-                }
-            }
-        }
-    }
-    att.rx.close();
-    let mut unsent = Vec::new();
-    while let Ok(ev) = att.rx.try_recv() {
-        unsent.push(ev);
-    }
+    // Pushed events carry an ack id: the client answers them.
+    let emit = |ev| {
+        let (event, text) = session.lock().unwrap_or_else(|e| e.into_inner()).emit_of(ev, SystemTime::now())?;
+        RawValue::from_string(text).ok().map(|payload| (event, payload))
+    };
+    let (att, unsent) = pump(&app, &s, att, &gone, &over_rate, true, emit).await;
     app.hub.detach(att.peer, att.conn, true, unsent, clock::now());
     info!("disconnected");
 }

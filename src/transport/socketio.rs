@@ -309,13 +309,31 @@ async fn run(
     shared: Arc<Shared>,
     s: SocketRef,
     user: Option<Name>,
-    mut att: Attachment,
+    att: Attachment,
     gone: CancellationToken,
     over_rate: CancellationToken,
     // Counts this socket against its client address until the loop ends.
     _ticket: Option<Ticket>,
 ) {
     info!(user = user.as_deref().unwrap_or(""), sid = %s.id, "connected");
+    let (att, unsent) = pump(&shared.app, &s, att, &gone, &over_rate, false, offers::emit_of).await;
+    cleanup(&shared, user.as_ref(), att, unsent);
+}
+
+/// A socket.io connection's loop, shared by the socket.io dialects: emits
+/// each hub event as `emit_of` translates it (with an ack id if `with_ack`)
+/// until the socket is gone, goes over its rate, reads too slowly, or the
+/// hub closes it. Returns the attachment, its outbox closed, and the events
+/// it did not emit, for the dialect's own cleanup.
+pub(crate) async fn pump<N: AsRef<str>, P: serde::Serialize>(
+    app: &App,
+    s: &SocketRef,
+    mut att: Attachment,
+    gone: &CancellationToken,
+    over_rate: &CancellationToken,
+    with_ack: bool,
+    mut emit_of: impl FnMut(Event) -> Option<(N, P)>,
+) -> (Attachment, Vec<Event>) {
     let mut stalled = None;
     let mut check = tokio::time::interval(PING_INTERVAL);
     check.reset();
@@ -324,16 +342,17 @@ async fn run(
             biased;
             _ = gone.cancelled() => break,
             _ = over_rate.cancelled() => {
-                let rate = shared.app.config.conn.rate;
+                let rate = app.config.conn.rate;
                 warn!(rate, "rate limit exceeded: disconnecting (at most {rate} events/s)");
                 let _ = s.clone().disconnect();
                 break;
             }
             next = att.rx.next() => match next {
                 Next::Event(ev) => {
-                    if !emit(&s, ev, &mut stalled, shared.app.config.slow_after).await {
+                    let Some((event, payload)) = emit_of(ev) else { continue };
+                    if !emit_waiting(s, event.as_ref(), &payload, with_ack, &mut stalled, app.config.slow_after).await {
                         warn!("socket buffer full and not read: disconnecting slow client");
-                        shared.app.hub.metrics().queue_drop();
+                        app.hub.metrics().queue_drop();
                         let _ = s.clone().disconnect();
                         break;
                     }
@@ -359,26 +378,20 @@ async fn run(
             }
         }
     }
-    cleanup(&shared, user.as_ref(), att);
-}
-
-fn cleanup(shared: &Shared, user: Option<&Name>, mut att: Attachment) {
     att.rx.close();
     let mut unsent = Vec::new();
     while let Ok(ev) = att.rx.try_recv() {
         unsent.push(ev);
     }
+    (att, unsent)
+}
+
+fn cleanup(shared: &Shared, user: Option<&Name>, att: Attachment, unsent: Vec<Event>) {
     let mut out = Vec::new();
     let mut ctx = shared.ctx(att.peer, &mut out);
     let now = ctx.now;
     shared.offers.disconnected(user, &mut ctx, || shared.app.hub.detach(att.peer, att.conn, true, unsent, now));
     info!("disconnected");
-}
-
-/// A hub event for this socket, emitted as the dialect translates it.
-async fn emit(s: &SocketRef, ev: Event, stalled: &mut Option<Instant>, slow_after: Duration) -> bool {
-    let Some((kind, payload)) = offers::emit_of(ev) else { return true };
-    emit_waiting(s, &kind, &payload, false, stalled, slow_after).await
 }
 
 /// Emits `event` with `payload` (with an ack id if `with_ack`; the answer
