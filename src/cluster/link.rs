@@ -443,8 +443,9 @@ async fn heartbeat(
         // Recorded by a claim since the last beat: given back below if no
         // longer held (a name claimed and released between two beats too).
         names.extend(std::mem::take(&mut *claimed.lock().unwrap_or_else(|e| e.into_inner())));
-        let now_peers: HashSet<u64> = link.hub.own_peers().into_iter().map(|p| p.0).collect();
-        let now_names: HashSet<(SpaceId, Name, PeerId)> = link.hub.own_names().into_iter().collect();
+        let (own_peers, own_names) = link.hub.own_peers_and_names();
+        let now_peers: HashSet<u64> = own_peers.into_iter().map(|p| p.0).collect();
+        let now_names: HashSet<(SpaceId, Name, PeerId)> = own_names.into_iter().collect();
         let secs = lease.as_secs().max(1);
         let mut pipe = redis::pipe();
         // The lease's old value: none means Redis lost it (it restarted).

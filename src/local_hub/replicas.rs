@@ -497,10 +497,17 @@ impl LocalHub {
         Self::restate_to(st, Dest::All);
     }
 
+    /// This node's own peers (connected or away): every peer of its hub but
+    /// the replicas.
+    fn mine(st: &State) -> Vec<PeerId> {
+        let homes = st.cluster.as_ref().map(|c| &c.homes);
+        st.hub.ids().into_iter().filter(|id| homes.is_none_or(|h| !h.contains_key(id))).collect()
+    }
+
     /// Sends `dest` every peer of this node as it is, then their list.
     fn restate_to(st: &State, dest: Dest) {
+        let mine = Self::mine(st);
         let Some(c) = &st.cluster else { return };
-        let mine: Vec<PeerId> = st.hub.ids().into_iter().filter(|id| !c.homes.contains_key(id)).collect();
         for id in &mine {
             if let Some(state) = st.hub.export(*id) {
                 c.send(dest, Item::Peer(state));
@@ -530,9 +537,9 @@ impl LocalHub {
     pub fn hand_over_all(&self) -> usize {
         let mut guard = self.lock();
         let st = &mut *guard;
+        let mine = Self::mine(st);
         let Some(c) = &mut st.cluster else { return 0 };
         let Some(heir) = c.nodes.keys().min().copied() else { return 0 };
-        let mine: Vec<PeerId> = st.hub.ids().into_iter().filter(|id| !c.homes.contains_key(id)).collect();
         let mut count = 0;
         for id in mine {
             let Some(events) = st.hub.hand_over(id) else { continue };
@@ -560,13 +567,6 @@ impl LocalHub {
         st.cluster.as_ref().map_or(0, |c| c.uplink.len())
     }
 
-    /// Peers (connected or away) held by this node.
-    pub fn own_peers(&self) -> Vec<PeerId> {
-        let st = self.lock();
-        let homes = st.cluster.as_ref().map(|c| &c.homes);
-        st.hub.ids().into_iter().filter(|id| homes.is_none_or(|h| !h.contains_key(id))).collect()
-    }
-
     /// What could not be published (Redis down): the sender of each signal
     /// is told it did not reach its peer.
     pub fn refuse_routed(&self, items: Vec<Outgoing>, _now: Instant) {
@@ -578,16 +578,16 @@ impl LocalHub {
         }
     }
 
-    /// Peers (connected or away) held by this node, and names they hold.
-    pub fn own_names(&self) -> Vec<(SpaceId, Name, PeerId)> {
+    /// Peers (connected or away) held by this node, and the names they
+    /// hold, as Redis should record them (one look at the hub).
+    pub fn own_peers_and_names(&self) -> (Vec<PeerId>, Vec<(SpaceId, Name, PeerId)>) {
         let st = self.lock();
-        let homes = st.cluster.as_ref().map(|c| &c.homes);
-        st.hub
-            .ids()
-            .into_iter()
-            .filter(|id| homes.is_none_or(|h| !h.contains_key(id)))
-            .filter_map(|id| st.hub.export(id))
+        let mine = Self::mine(&st);
+        let names = mine
+            .iter()
+            .filter_map(|id| st.hub.export(*id))
             .flat_map(|s| s.names.into_iter().map(move |n| (s.space, n, s.id)))
-            .collect()
+            .collect();
+        (mine, names)
     }
 }
