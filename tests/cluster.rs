@@ -151,5 +151,46 @@ async fn a_burst_to_a_reader_on_another_node_arrives_whole_and_costs_only_the_se
     assert_eq!(attacker.recv_type("pong").await["ref"], "a");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_stops_reading_what_another_node_sends_is_closed_as_slow() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let redis = Redis::start();
+    let small = |c: &mut switchboard::Config| {
+        c.cluster =
+            Some(ClusterConfig { redis: redis.url(), name: "slow".into(), node_timeout: Duration::from_secs(2) });
+        c.queue_bytes = 64 << 10;
+        c.slow_after = Duration::from_secs(1);
+    };
+    let (n1, n2) = (TestServer::with(small).await, TestServer::with(small).await);
+    let (mut victim, victim_id) = n2.named("victim").await;
+    let (mut sender, _) = n1.named("sender").await;
+    settle(&[&n1, &n2], 2.0).await;
+    // 16 MB for a receiver that reads nothing: more than its budget and
+    // than loopback socket buffers hold.
+    let pad = "x".repeat(16_000);
+    let sending = tokio::spawn(async move {
+        for i in 0..1000 {
+            let frame = json!({"type": "signal", "to": victim_id, "data": {"i": i, "pad": pad}}).to_string();
+            if sender.ws.feed(Message::Text(frame.into())).await.is_err() {
+                break;
+            }
+        }
+        let _ = sender.ws.flush().await;
+        sender
+    });
+    n2.wait_metric("switchboard_queue_drops_total", |v| v == 1.0).await;
+    let (_, ending) = victim.read_to_end().await;
+    assert!(matches!(ending, common::Ending::Close(1008, _)), "{ending:?}");
+    let mut sender = sending.await.expect("the sender goes on");
+    sender.send(&json!({"type": "ping", "ref": "s"})).await;
+    loop {
+        let v = sender.recv().await;
+        if v["type"] == "pong" {
+            break;
+        }
+    }
+}
+
 #[allow(dead_code)]
 async fn unused(_: Client) {}

@@ -579,7 +579,7 @@ impl LocalHub {
                         if let Some(p) = pressure.as_deref_mut() {
                             p.push(room.clone());
                         }
-                        st.congested.entry(to).or_insert_with(|| (now, room.progress().1));
+                        note_congested(&mut st.congested, to, &room, now);
                         continue;
                     }
                     Err(outbox::TrySendError::Full(e)) => {
@@ -648,6 +648,12 @@ impl LocalHub {
         }
         self.flush(st, &mut out, now);
     }
+}
+
+/// Notes that `to`'s outbox went over its budget at `now`, unless noted
+/// already: [`LocalHub::find_slow_consumers`] watches it from then on.
+fn note_congested(congested: &mut FxHashMap<PeerId, (Instant, u64)>, to: PeerId, room: &outbox::Room, now: Instant) {
+    congested.entry(to).or_insert_with(|| (now, room.progress().1));
 }
 
 /// A delivery an outbox refused: a signal's sender hears that it was not

@@ -302,6 +302,8 @@ impl LocalHub {
                     Some(conn) if waits && !st.hub.is_away(to) => match conn.tx.try_send_waiting(event) {
                         Ok(Fill::Under) => return,
                         Ok(Fill::Over) => {
+                            // Watched for a slow consumer, as any full outbox.
+                            note_congested(&mut st.congested, to, &conn.tx.room(), now);
                             let nodes = c.full.entry(to).or_default();
                             let (told, first) = (nodes.contains(&from), nodes.is_empty());
                             if !told {
