@@ -118,6 +118,16 @@ impl Away {
         let bytes = events.iter().map(Event::weight).sum();
         Away { since, queue: events.into(), bytes }
     }
+
+    /// Puts `events` ahead of what waits, in order; returns their bytes.
+    fn prepend(&mut self, events: Vec<Event>) -> usize {
+        let added: usize = events.iter().map(Event::weight).sum();
+        for (i, e) in events.into_iter().enumerate() {
+            self.queue.insert(i, e);
+        }
+        self.bytes += added;
+        added
+    }
 }
 
 /// A signal waiting for someone to claim its target name.
@@ -495,17 +505,14 @@ impl Hub {
             self.remove(id, unsent, out);
             return;
         }
-        let added: usize = unsent.iter().map(Event::weight).sum();
-        self.away_bytes += added;
         match &mut peer.away {
-            Some(away) => {
-                // Already away (a replaced connection ended): keep order.
-                for (i, e) in unsent.into_iter().enumerate() {
-                    away.queue.insert(i, e);
-                }
-                away.bytes += added;
+            // Already away (a replaced connection ended): keep order.
+            Some(away) => self.away_bytes += away.prepend(unsent),
+            None => {
+                let away = Away::new(now, unsent);
+                self.away_bytes += away.bytes;
+                peer.away = Some(away);
             }
-            None => peer.away = Some(Away::new(now, unsent)),
         }
         // A connection's leftovers come on top of what queued meanwhile: keep
         // at most twice the queue's bounds, and tell the senders of the

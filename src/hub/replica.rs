@@ -177,14 +177,7 @@ impl Hub {
     /// away already; it is not told again.
     pub fn adopt(&mut self, id: PeerId, events: Vec<Event>, now: Instant, out: &mut Vec<Delivery>) {
         match self.peers.get_mut(&id).and_then(|p| p.away.as_mut()) {
-            Some(away) => {
-                let added: usize = events.iter().map(Event::weight).sum();
-                for (i, e) in events.into_iter().enumerate() {
-                    away.queue.insert(i, e);
-                }
-                away.bytes += added;
-                self.away_bytes += added;
-            }
+            Some(away) => self.away_bytes += away.prepend(events),
             None => self.disconnect(id, false, events, now, out),
         }
     }
