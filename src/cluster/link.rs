@@ -276,13 +276,6 @@ impl Link {
         let _: redis::RedisResult<()> = bounded(cmd.del(&[keys.lease(self.node), keys.peers(self.node)])).await;
         self.stop.cancel();
     }
-
-    /// Whether Redis answers now.
-    pub async fn ping(&self) -> bool {
-        let mut cmd = self.cmd.clone();
-        let pong: redis::RedisResult<String> = bounded(redis::cmd("PING").query_async(&mut cmd)).await;
-        pong.is_ok()
-    }
 }
 
 /// Applies what other nodes send, in the order it arrives.

@@ -113,11 +113,6 @@ impl LocalHub {
         rx
     }
 
-    /// This node's number in its cluster, if in one.
-    pub fn node(&self) -> Option<NodeId> {
-        self.lock().cluster.as_ref().map(|c| c.me)
-    }
-
     /// Sends a delivery for `to` to its node if it is another node's peer.
     pub(super) fn forward(st: &State, to: PeerId, event: Event, waits: bool) -> Forward {
         let Some(c) = &st.cluster else { return Forward::Local };

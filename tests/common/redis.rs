@@ -83,13 +83,6 @@ impl Redis {
         self.kill();
         self.spawn();
     }
-
-    /// Runs `redis-cli` against it; its output.
-    pub fn cli(&self, args: &[&str]) -> String {
-        let out =
-            Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().expect("redis-cli runs");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
 }
 
 impl Drop for Redis {
