@@ -44,6 +44,11 @@ impl Hub {
         self.peers.get(&id).map(|p| p.space)
     }
 
+    /// How many peers there are (connected or away, replicas included).
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
     /// Every peer's id (connected or away), in no particular order.
     pub fn ids(&self) -> Vec<PeerId> {
         self.peers.keys().copied().collect()

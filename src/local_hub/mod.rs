@@ -519,8 +519,10 @@ impl LocalHub {
         let mut st = self.lock();
         let mut out = Vec::new();
         Self::check_nodes(&mut st, now, &mut out);
+        let before = st.hub.peer_count();
         st.hub.tick(now, &mut out);
-        Self::forget_gone(&mut st, now);
+        let removed = before > st.hub.peer_count();
+        Self::forget_gone(&mut st, removed, now);
         self.flush(&mut st, &mut out, now);
         self.find_slow_consumers(&mut st, now);
     }

@@ -449,12 +449,14 @@ impl LocalHub {
         }
     }
 
-    /// After the hub's tick: forgets replicas whose grace ran out here, and
-    /// opens valves that waited too long.
-    pub(super) fn forget_gone(st: &mut State, now: Instant) {
+    /// After the hub's tick: forgets replicas whose grace ran out here (if
+    /// the tick `removed` anyone), and opens valves that waited too long.
+    pub(super) fn forget_gone(st: &mut State, removed: bool, now: Instant) {
         let Some(c) = &mut st.cluster else { return };
         let hub = &st.hub;
-        c.homes.retain(|id, _| hub.contains(*id));
+        if removed {
+            c.homes.retain(|id, _| hub.contains(*id));
+        }
         // A "Room" that never came (lost while Redis failed a publish) must
         // not hold senders for good: a valve opens by itself after a while.
         c.valves.retain(|id, (valve, since)| {
