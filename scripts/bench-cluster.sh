@@ -178,26 +178,7 @@ start_node() { # bin port log [redis-url cluster] -> appends to NODE_PIDS
 }
 
 # ---------------------------------------------------------------- runs
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-busy_ticks() {
-    local _cpu user nice system _idle _iowait irq softirq steal _rest
-    read -r _cpu user nice system _idle _iowait irq softirq steal _rest </proc/stat
-    echo $((user + nice + system + irq + softirq + steal))
-}
-wait_quiet() {
-    local b0 pct waited=0
-    while :; do
-        b0=$(busy_ticks)
-        sleep 1
-        pct=$((($(busy_ticks) - b0) * 100 / CLK_TCK))
-        ((pct < QUIET_CPU)) && return 0
-        if ((waited >= QUIET_WAIT)); then
-            note "other processes still use ${pct}% of a CPU after ${waited} s; measuring anyway"
-            return 0
-        fi
-        waited=$((waited + 1))
-    done
-}
+# busy_ticks and wait_quiet: scripts/lib/server.sh.
 # Waits (at most 10 s) until the nodes on these ports each count N nodes
 # (switchboard_cluster_nodes on /metrics); says so if they do not.
 wait_nodes() { # port... n

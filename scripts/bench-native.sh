@@ -148,31 +148,7 @@ start_server() { # name port log; sets SPID
 }
 
 # ---------------------------------------------------------------- runs
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
-
-# Busy CPU ticks of the whole machine (idle and iowait excluded).
-busy_ticks() {
-    local _cpu user nice system _idle _iowait irq softirq steal _rest
-    read -r _cpu user nice system _idle _iowait irq softirq steal _rest </proc/stat
-    echo $((user + nice + system + irq + softirq + steal))
-}
-
-# Nothing of ours runs between runs: wait until the rest of the machine is
-# quiet, or QUIET_WAIT seconds have passed.
-wait_quiet() {
-    local b0 pct waited=0
-    while :; do
-        b0=$(busy_ticks)
-        sleep 1
-        pct=$((($(busy_ticks) - b0) * 100 / CLK_TCK))
-        ((pct < QUIET_CPU)) && return 0
-        if ((waited >= QUIET_WAIT)); then
-            note "other processes still use ${pct}% of a CPU after ${waited} s; measuring anyway"
-            return 0
-        fi
-        waited=$((waited + 1))
-    done
-}
+# busy_ticks and wait_quiet: scripts/lib/server.sh.
 
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)-$$
 RESULTS=$ROOT/bench/native/results
